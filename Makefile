@@ -1,0 +1,50 @@
+# Two commands: `make demo` (set up, fetch, build, run the models, open the dashboard) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export NLTK_DATA := $(CURDIR)/.cache/nltk_data
+PORT ?= 8501
+
+.PHONY: demo test venv fetch build models dashboard bench clean
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+fetch: venv
+	$(BIN)/python -m analysis fetch
+
+build: fetch
+	$(BIN)/python -m analysis build
+
+models: build
+	$(BIN)/python -m analysis predict --model efficientnet-lite0 --dataset samples
+	$(BIN)/python -m analysis predict --model efficientnet-lite1 --dataset samples
+	$(BIN)/python -m analysis predict --model efficientnet-lite2 --dataset samples
+
+demo: models
+	$(BIN)/python -m analysis info
+	@echo "dashboard: http://localhost:$(PORT)"
+	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --server.headless true
+
+test: $(VENV)/.test-installed
+	bash scripts/system_deps.sh --browser
+	$(BIN)/python -m analysis fetch
+	$(BIN)/python -m pytest -q
+
+bench: venv fetch
+	$(BIN)/python benchmarks/bench_classify.py
+	$(BIN)/python benchmarks/bench_store.py
+	$(BIN)/python benchmarks/bench_inference.py
+	$(BIN)/python benchmarks/bench_dashboard.py
+
+clean:
+	rm -rf $(VENV) .cache data/external data/*.duckdb

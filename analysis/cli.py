@@ -1,0 +1,150 @@
+"""`python -m analysis COMMAND`: fetch data, inspect knowledge, classify, store, run models, export.
+
+Each command is a thin wrapper over a library function; user errors (bad input, missing files)
+print one clear line to stderr and exit non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+# command -> "module:function"; the function takes the parsed args and returns an exit code.
+COMMANDS = {
+    "fetch": "analysis.cli:cmd_fetch",
+    "info": "analysis.info:cli_info",
+    "wordnet-export": "analysis.cli:cmd_wordnet_export",
+    "superclasses": "analysis.cli:cmd_superclasses",
+    "classify-csv": "analysis.classify_csv:cli_classify_csv",
+    "agreement": "analysis.agreement:cli_agreement",
+    "build": "analysis.store:cli_build",
+    "predict": "analysis.runner:cli_predict",
+    "import-predictions": "analysis.imports:cli_import",
+    "export": "analysis.export:cli_export",
+    "models": "analysis.store:cli_models",
+}
+
+
+class UserError(Exception):
+    """A problem with the user's input or environment; its message is shown as is."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("fetch", help="fetch and verify the public data files into data/external/")
+    p.add_argument("--mirror", type=Path, default=None,
+                   help="local mirror folder (<owner>/<repo>/<path>); default: $IMAGENET_ERRORS_MIRROR or ../shared/mirror")
+    p.add_argument("--only", default=None, help="fetch one source only (see data/sources.tsv)")
+    p.add_argument("--online", action="store_true", help="download by URL even when a mirror exists")
+
+    p = sub.add_parser("info", help="what data is available and how to get what is missing")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    sub.add_parser("wordnet-export", help="regenerate data/wordnet_imagenet.json from NLTK's WordNet 3.0")
+
+    p = sub.add_parser("superclasses", help="superclass statistics and the class -> superclass map")
+    p.add_argument("--json", action="store_true", help="print JSON (statistics and, under 'map', the full map)")
+
+    p = sub.add_parser("classify-csv", help="classify the errors of a CSV of predictions")
+    p.add_argument("input", type=Path, help="CSV with file_name, target, prediction (and labels with --labels given)")
+    p.add_argument("output", type=Path, help="output CSV: the input plus category and reason")
+    p.add_argument("--labels", choices=["given", "real", "single"], default="real",
+                   help="label set: the CSV's labels column, ReaL (default), or the target alone")
+    p.add_argument("--clip", type=Path, default=None, help="open_clip checkpoint for the fine-grained OOV check")
+
+    p = sub.add_parser("agreement", help="automatic vs expert categories on the experts' reviewed mistakes")
+    p.add_argument("--expert", choices=["vit3b", "greedysoups"], required=True)
+    p.add_argument("--csv", type=Path, default=None, help="write the per-image comparison here")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("build", help="create or update the DuckDB store with the reference tables")
+    p.add_argument("--db", type=Path, default=None, help="store file (default $IMAGENET_ERRORS_DB or data/errors.duckdb)")
+
+    p = sub.add_parser("predict", help="run a registered model on an image set and store its predictions")
+    p.add_argument("--model", required=True, help="efficientnet-lite0|1|2, timm:<name> or torchvision:<name>")
+    p.add_argument("--dataset", required=True, help="samples | imagenet-val | folder")
+    p.add_argument("--images", type=Path, default=None, help="image folder (imagenet-val, folder)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--limit", type=int, default=None, help="only the first N images")
+    p.add_argument("--shard", default=None, help="i/n: process the i-th of n interleaved shards (0-based)")
+    p.add_argument("--checkpoint", type=Path, default=None, help="weights file for timm:/torchvision: models")
+    p.add_argument("--model-id", default=None, help="store under this id (default: the model name)")
+    p.add_argument("--db", type=Path, default=None)
+
+    p = sub.add_parser("import-predictions", help="import a prediction file into the store")
+    p.add_argument("file", type=Path)
+    p.add_argument("--model-id", required=True)
+    p.add_argument("--format", choices=["paper-npz", "logits", "csv"], default=None,
+                   help="default: by file extension (.npz -> paper-npz, .npy -> logits, .csv -> csv)")
+    p.add_argument("--metadata", type=Path, default=None, help="metadata.json (arch, family, training data, params)")
+    p.add_argument("--dataset", default="imagenet-val")
+    p.add_argument("--replace", action="store_true", help="replace an existing model with this id")
+    p.add_argument("--db", type=Path, default=None)
+
+    p = sub.add_parser("export", help="export the filtered errors as CSV (same filters as the dashboard)")
+    p.add_argument("output", type=Path)
+    p.add_argument("--db", type=Path, default=None)
+    from analysis.filters import add_filter_arguments  # one filter definition for CLI, export and dashboard
+
+    add_filter_arguments(p)
+
+    p = sub.add_parser("models", help="list the models in the store")
+    p.add_argument("--db", type=Path, default=None)
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from analysis import fetch, paths
+
+    mirror = None if args.online else (args.mirror or paths.default_mirror())
+    where = f"mirror {mirror}" if mirror else "the network (pinned GitHub URLs)"
+    print(f"fetching into {paths.external_dir()} from {where}", file=sys.stderr)
+    counts = fetch.fetch(only=args.only, mirror=mirror)
+    print(f"{counts['fetched']} fetched, {counts['already_verified']} already verified")
+    return 0
+
+
+def cmd_wordnet_export(args: argparse.Namespace) -> int:
+    from analysis import wordnet
+
+    summary = wordnet.export()
+    print(f"wrote {summary['path']}: {summary['synsets']} synsets around {summary['classes']} classes")
+    return 0
+
+
+def cmd_superclasses(args: argparse.Namespace) -> int:
+    from analysis import superclasses
+
+    stats = superclasses.statistics()
+    if args.json:
+        stats["map"] = {str(k): v for k, v in superclasses.superclass_map().items()}
+        print(json.dumps(stats, indent=1))
+    else:
+        for key, value in stats.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse `argv`, run the command, and turn user errors into a message and exit code 2."""
+    from analysis.fetch import FetchError
+
+    args = _parser().parse_args(argv)
+    module_name, func_name = COMMANDS[args.command].split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    try:
+        return int(func(args) or 0)
+    except (UserError, FetchError, ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
