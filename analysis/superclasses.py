@@ -55,19 +55,24 @@ def class_groups() -> np.ndarray:
     return np.array([graph.group(w) for w in graph.class_wnids], dtype=object)
 
 
-def _holds(superclass: Superclass, lemmas: frozenset[str]) -> bool:
-    return any(all(l in lemmas for l in predicate) for predicate in superclass.predicates)
+def _lemma_matrix(lemmas: tuple[frozenset[str], ...], needed: set[str]) -> dict[str, np.ndarray]:
+    out = {lemma: np.zeros(len(lemmas), dtype=bool) for lemma in needed}
+    for i, on_path in enumerate(lemmas):
+        for lemma in needed & on_path:
+            out[lemma][i] = True
+    return out
 
 
 @lru_cache(maxsize=1)
 def membership() -> np.ndarray:
     """Boolean matrix `(1000, S)`: class i belongs to superclass j (S = number of definitions)."""
     defs = definitions()
-    lemmas = class_path_lemmas()
+    needed = {lemma.lower() for sc in defs for predicate in sc.predicates for lemma in predicate}
+    has = _lemma_matrix(class_path_lemmas(), needed)
     out = np.zeros((NUM_CLASSES, len(defs)), dtype=bool)
     for j, sc in enumerate(defs):
-        for i in range(NUM_CLASSES):
-            out[i, j] = _holds(sc, lemmas[i])
+        for predicate in sc.predicates:
+            out[:, j] |= np.logical_and.reduce([has[lemma.lower()] for lemma in predicate])
     return out
 
 
@@ -95,6 +100,9 @@ def superclass_map() -> dict[int, list[str]]:
 
 def shared_superclasses(a: int, b: int) -> list[str]:
     """Ids of superclasses holding both classes `a` and `b`."""
+    for arg, value in (("a", a), ("b", b)):
+        if not isinstance(value, (int, np.integer)) or not 0 <= value < NUM_CLASSES:
+            raise ValueError(f"{arg}={value!r} must be an integer class id in 0..999")
     defs = definitions()
     m = membership()
     return [defs[j].id for j in np.flatnonzero(m[a] & m[b])]

@@ -1,0 +1,80 @@
+"""Compare data/superclasses.json with the paper's figures and its common-error rows.
+
+Usage: .venv/bin/python scripts/superclass_report.py [--members] [--misses]
+
+Prints the statistics of `analysis.superclasses` next to the paper's (161 superclasses,
+74 classes without one, 5,476 pairs), and per category of the paper's dev rows
+(`../shared/reference/paper_common_errors_dev.csv`) the share of rows whose prediction
+shares a superclass with a label (target included): near 1 for fine-grained, near 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from analysis import classes, superclasses  # noqa: E402
+
+DEV_CSV = ROOT.parent / "shared" / "reference" / "paper_common_errors_dev.csv"
+PAPER = {"superclasses": 161, "classes_without_superclass": 74, "same_superclass_pairs": 5476,
+         "superclasses_per_group": {"organism": 50, "artifact": 101, "other": 16}}
+CATEGORIES = ("fine-grained", "fine-grained OOV", "spurious correlation", "non-prototypical", "model failure")
+
+
+def dev_rows(path: Path = DEV_CSV) -> list[dict]:
+    """Error rows of the paper's dev list with `labels` (target included) and `prediction` as ints."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["labels"] = sorted({int(x) for x in r["multi_labels"].split()} | {int(r["target"])})
+        r["prediction"] = int(r["prediction"])
+    return rows
+
+
+def shares_with_label(rows: list[dict]) -> np.ndarray:
+    """`(N,)` bool: the row's prediction shares a superclass with one of its labels other than itself."""
+    share = superclasses.shares_superclass()
+    return np.array([any(share[l, r["prediction"]] for l in r["labels"] if l != r["prediction"]) for r in rows])
+
+
+def category_rates(rows: list[dict]) -> dict[str, tuple[int, int]]:
+    """`{category: (rows sharing a superclass, rows)}` for the five error categories checked."""
+    hit = shares_with_label(rows)
+    cats = np.array([r["category"] for r in rows])
+    return {c: (int(hit[cats == c].sum()), int((cats == c).sum())) for c in CATEGORIES}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", action="store_true", help="list each superclass's classes")
+    parser.add_argument("--misses", action="store_true", help="list dev rows on the wrong side")
+    args = parser.parse_args()
+    stats = superclasses.statistics()
+    for key, paper in PAPER.items():
+        print(f"{key}: {stats[key]} (paper {paper})")
+    print(f"sizes: {stats['superclass_size_min']}..{stats['superclass_size_max']}, median {stats['superclass_size_median']}")
+    rows = dev_rows()
+    for cat, (hit, n) in category_rates(rows).items():
+        print(f"{cat:22s} shares a superclass: {hit}/{n} = {hit / n:.3f}")
+    names = [c.name for c in classes.classes()]
+    if args.members:
+        m = superclasses.membership()
+        for j, sc in enumerate(superclasses.definitions()):
+            print(f"{sc.id} [{m[:, j].sum()}] {sc.name}: {', '.join(names[i] for i in np.flatnonzero(m[:, j]))}")
+    if args.misses:
+        hit = shares_with_label(rows)
+        for r, h in zip(rows, hit):
+            if r["category"] in CATEGORIES and h != (r["category"] == "fine-grained"):
+                print(f"{r['category']}: {[names[l] for l in r['labels']]} -> {names[r['prediction']]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
