@@ -1,0 +1,342 @@
+"""CLIP embedders for the open-world check, their caches, and embedding with a cache.
+
+An embedder maps images and texts into one space of L2-normalised float32 vectors
+(`embed_images(list[PIL.Image]) -> (N, D)`, `embed_texts(list[str]) -> (M, D)`); its `name`
+keys the caches. `OpenClipEmbedder` loads an open_clip model from a local checkpoint only
+(never a hub). Without a checkpoint the open-world check is off: `clip_status()` says why
+(DESIGN §3) and nothing falls back silently.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Callable, Hashable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+from analysis import paths
+
+if TYPE_CHECKING:
+    import duckdb
+    from PIL import Image
+
+MODEL_ENV = "IMAGENET_ERRORS_CLIP_MODEL"
+# The paper's CLIP is OpenAI ViT-L/14@336px; OpenAI trained it with QuickGELU, so its weights
+# need open_clip's "-quickgelu" config (same architecture as "ViT-L-14-336", matching activation).
+DEFAULT_MODEL = "ViT-L-14-336-quickgelu"
+NO_CHECKPOINT = f"no checkpoint: set {paths.CLIP_ENV} or pass --clip"
+DEVICES = ("auto", "cpu", "cuda")
+_CACHE_TABLES = ("clip_image_embeddings", "clip_text_embeddings")
+_SCHEMA_SQL = Path(__file__).with_name("schema.sql")
+_INSERT_IMAGES = "INSERT INTO clip_image_embeddings BY NAME SELECT * FROM _clip_rows"
+_INSERT_TEXTS = "INSERT INTO clip_text_embeddings BY NAME SELECT * FROM _clip_rows"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Maps images and texts to L2-normalised float32 vectors of one space; `name` keys the caches."""
+
+    name: str
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray: ...
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray: ...
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def _is_torchscript(path: Path) -> bool:
+    # OpenAI's released .pt files are TorchScript archives (a zip holding constants.pkl).
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("constants.pkl") for name in archive.namelist())
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but CUDA is not available; use device='auto' or 'cpu'")
+    return device
+
+
+class OpenClipEmbedder:
+    """An open_clip CLIP model from a local checkpoint file (state dict, safetensors or OpenAI TorchScript)."""
+
+    def __init__(self, checkpoint: Path, *, model_name: str | None = None, device: str = "auto",
+                 batch_size: int = 64) -> None:
+        """Load `model_name` (default `$IMAGENET_ERRORS_CLIP_MODEL`, else DEFAULT_MODEL) with `checkpoint`'s weights."""
+        checkpoint = Path(checkpoint)
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"CLIP checkpoint {checkpoint} does not exist; pass an open_clip checkpoint file")
+        if device not in DEVICES:
+            raise ValueError(f"device={device!r} must be one of {', '.join(DEVICES)}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
+        import open_clip
+
+        model_name = model_name or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+        if model_name not in open_clip.list_models():
+            raise ValueError(f"model_name={model_name!r} is not an open_clip model config; see open_clip.list_models()")
+        self.device = _resolve_device(device)
+        self.batch_size = batch_size
+        self.model_name = model_name
+        self.checkpoint = checkpoint.resolve()
+        self.name = f"{model_name}@{self.checkpoint}"
+        if _is_torchscript(checkpoint):
+            model = open_clip.load_openai_model(str(checkpoint), precision="fp32", device=self.device)
+            preprocess = open_clip.image_transform(model.visual.image_size, is_train=False)
+        else:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                model_name, pretrained=str(checkpoint), device=self.device)
+        self._model = model.eval()
+        self._preprocess = preprocess
+        self._tokenizer = open_clip.get_tokenizer(model_name)
+
+    def _encode(self, batches, encode) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=self.device == "cuda"):
+            for batch in batches:
+                out.append(encode(batch.to(self.device)).float().cpu().numpy())
+        return _normalise(np.concatenate(out)) if out else np.zeros((0, 0), dtype=np.float32)
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+        """Image embeddings `(N, D)` float32, L2-normalised, in the order given."""
+        import torch
+
+        def batches():
+            for start in range(0, len(images), self.batch_size):
+                chunk = images[start:start + self.batch_size]
+                yield torch.stack([self._preprocess(img.convert("RGB")) for img in chunk])
+
+        return self._encode(batches(), self._model.encode_image)
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """Text embeddings `(M, D)` float32, L2-normalised, in the order given."""
+        batches = (self._tokenizer(texts[s:s + self.batch_size]) for s in range(0, len(texts), self.batch_size))
+        return self._encode(batches, self._model.encode_text)
+
+
+def configured_checkpoint(checkpoint: Path | None = None) -> tuple[Path | None, str]:
+    """The checkpoint to use (argument, else `$IMAGENET_ERRORS_CLIP`) and where it came from."""
+    if checkpoint is not None:
+        return Path(checkpoint), "argument"
+    env = os.environ.get(paths.CLIP_ENV)
+    return (Path(env), paths.CLIP_ENV) if env else (None, "")
+
+
+def clip_status(checkpoint: Path | None = None, *, model_name: str | None = None) -> dict:
+    """Whether the open-world check can run: {"enabled": bool, "reason" | "checkpoint", "model_name"}, for the store."""
+    path, origin = configured_checkpoint(checkpoint)
+    if path is None:
+        return {"enabled": False, "reason": NO_CHECKPOINT}
+    if not path.is_file():
+        return {"enabled": False, "reason": f"checkpoint {path} (from {origin}) does not exist"}
+    return {"enabled": True, "checkpoint": str(path.resolve()),
+            "model_name": model_name or os.environ.get(MODEL_ENV) or DEFAULT_MODEL}
+
+
+def open_embedder(checkpoint: Path | None = None, *, model_name: str | None = None,
+                  device: str = "auto") -> OpenClipEmbedder | None:
+    """The configured CLIP embedder, or None when no checkpoint is configured (check off); a bad path raises."""
+    path, origin = configured_checkpoint(checkpoint)
+    if path is None:
+        return None
+    if not path.is_file():
+        raise FileNotFoundError(f"CLIP checkpoint {path} (from {origin}) does not exist; fix the path or unset it")
+    return OpenClipEmbedder(path, model_name=model_name, device=device)
+
+
+class EmbeddingCache(Protocol):
+    """Stores embeddings by (embedder name, image key) and (embedder name, prompt)."""
+
+    def get_images(self, name: str, keys: Sequence[Hashable]) -> dict[Hashable, np.ndarray]: ...
+
+    def put_images(self, name: str, keys: Sequence[Hashable], embeddings: np.ndarray) -> None: ...
+
+    def get_texts(self, name: str, prompts: Sequence[str]) -> dict[str, np.ndarray]: ...
+
+    def put_texts(self, name: str, prompts: Sequence[str], embeddings: np.ndarray) -> None: ...
+
+
+class MemoryCache:
+    """In-process embedding cache; image keys may be any hashable value."""
+
+    def __init__(self) -> None:
+        self._images: dict[tuple[str, Hashable], np.ndarray] = {}
+        self._texts: dict[tuple[str, str], np.ndarray] = {}
+
+    def get_images(self, name: str, keys: Sequence[Hashable]) -> dict[Hashable, np.ndarray]:
+        """Cached embeddings `{key: (D,)}` of those `keys` that are cached."""
+        return {k: self._images[(name, k)] for k in keys if (name, k) in self._images}
+
+    def put_images(self, name: str, keys: Sequence[Hashable], embeddings: np.ndarray) -> None:
+        """Store `embeddings (len(keys), D)` under `keys`."""
+        self._images.update({(name, k): e for k, e in zip(keys, np.asarray(embeddings, dtype=np.float32))})
+
+    def get_texts(self, name: str, prompts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Cached embeddings `{prompt: (D,)}` of those `prompts` that are cached."""
+        return {p: self._texts[(name, p)] for p in prompts if (name, p) in self._texts}
+
+    def put_texts(self, name: str, prompts: Sequence[str], embeddings: np.ndarray) -> None:
+        """Store `embeddings (len(prompts), D)` under `prompts`."""
+        self._texts.update({(name, p): e for p, e in zip(prompts, np.asarray(embeddings, dtype=np.float32))})
+
+
+def _cache_ddl() -> list[str]:
+    statements = _SCHEMA_SQL.read_text().split(";")
+    return [s for s in statements if any(f"EXISTS {table} " in s for table in _CACHE_TABLES)]
+
+
+def _split_image_keys(keys: Sequence[Hashable]) -> tuple[list[str], list[int]]:
+    datasets, ids = [], []
+    for key in keys:
+        if not (isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str)
+                and isinstance(key[1], (int, np.integer))):
+            raise TypeError(f"image key {key!r} must be a (dataset: str, image_id: int) pair for the DuckDB cache")
+        datasets.append(key[0])
+        ids.append(int(key[1]))
+    return datasets, ids
+
+
+def _vectors(column) -> np.ndarray:
+    # A DuckDB FLOAT[] column as arrow -> one (rows, D) float32 array without per-row Python.
+    if len(column) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    flat = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    values = flat.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+    return values.reshape(len(flat), -1)
+
+
+class DuckDBCache:
+    """Embedding cache in the store's `clip_image_embeddings` / `clip_text_embeddings` tables.
+
+    Image keys are `(dataset, image_id)` pairs; the embedder name goes in the `checkpoint` column.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Use the open connection `con`, creating the two cache tables (schema.sql DDL) when missing."""
+        import duckdb
+
+        if not isinstance(con, duckdb.DuckDBPyConnection):
+            raise TypeError(f"con={con!r} must be an open duckdb connection (duckdb.connect(path))")
+        self._con = con
+        for statement in _cache_ddl():
+            con.execute(statement)
+
+    def get_images(self, name: str, keys: Sequence[Hashable]) -> dict[Hashable, np.ndarray]:
+        """Cached embeddings `{(dataset, image_id): (D,)}` of those `keys` that are cached."""
+        datasets, ids = _split_image_keys(keys)
+        out: dict[Hashable, np.ndarray] = {}
+        for dataset in sorted(set(datasets)):
+            wanted = [i for d, i in zip(datasets, ids) if d == dataset]
+            table = self._con.sql(
+                "SELECT image_id, embedding FROM clip_image_embeddings"
+                " WHERE checkpoint = ? AND dataset = ? AND image_id IN (SELECT unnest(?))",
+                params=[name, dataset, wanted]).to_arrow_table()
+            found = table.column("image_id").to_numpy()
+            out.update(zip(((dataset, int(i)) for i in found), _vectors(table.column("embedding"))))
+        return out
+
+    def put_images(self, name: str, keys: Sequence[Hashable], embeddings: np.ndarray) -> None:
+        """Store `embeddings (len(keys), D)` under `(dataset, image_id)` keys, in one insert."""
+        datasets, ids = _split_image_keys(keys)
+        self._insert(_INSERT_IMAGES, {"checkpoint": [name] * len(ids), "dataset": datasets,
+                                     "image_id": np.asarray(ids, dtype=np.int32)}, embeddings)
+
+    def get_texts(self, name: str, prompts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Cached embeddings `{prompt: (D,)}` of those `prompts` that are cached."""
+        table = self._con.sql(
+            "SELECT prompt, embedding FROM clip_text_embeddings WHERE checkpoint = ? AND prompt IN (SELECT unnest(?))",
+            params=[name, list(prompts)]).to_arrow_table()
+        return dict(zip(table.column("prompt").to_pylist(), _vectors(table.column("embedding"))))
+
+    def put_texts(self, name: str, prompts: Sequence[str], embeddings: np.ndarray) -> None:
+        """Store `embeddings (len(prompts), D)` under `prompts`, in one insert."""
+        prompts = list(prompts)
+        self._insert(_INSERT_TEXTS, {"checkpoint": [name] * len(prompts), "prompt": prompts}, embeddings)
+
+    def _insert(self, insert: str, columns: dict, embeddings: np.ndarray) -> None:
+        # Rows travel as one Arrow table (embedding: list<float> over the flat array), not as Python lists.
+        import pyarrow as pa
+
+        embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        rows, dim = embeddings.shape
+        offsets = np.arange(rows + 1, dtype=np.int32) * dim
+        columns = dict(columns, embedding=pa.ListArray.from_arrays(offsets, embeddings.ravel()))
+        self._con.register("_clip_rows", pa.table(columns))
+        try:
+            self._con.execute(insert)
+        finally:
+            self._con.unregister("_clip_rows")
+
+
+def _distinct(items: Sequence[Hashable]) -> list[Hashable]:
+    return list(dict.fromkeys(items))
+
+
+def embed_images(embedder: Embedder, keys: Sequence[Hashable], images: Callable[[Hashable], Image.Image], *,
+                 cache: EmbeddingCache | None = None, batch_size: int = 64,
+                 progress: bool = True) -> np.ndarray:
+    """Embeddings `(N, D)` of the images with `keys (N,)`; each distinct uncached key is loaded and embedded once."""
+    if not callable(images):
+        raise TypeError(f"images={images!r} must be a callable key -> PIL.Image")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
+    keys = list(keys)
+    distinct = _distinct(keys)
+    found = cache.get_images(embedder.name, distinct) if cache is not None else {}
+    missing = [k for k in distinct if k not in found]
+    if missing:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(missing), desc="CLIP images", unit="img", disable=not progress) as bar:
+            for start in range(0, len(missing), batch_size):
+                chunk = missing[start:start + batch_size]
+                vectors = _normalise(embedder.embed_images([images(k) for k in chunk]))
+                found.update(zip(chunk, vectors))
+                if cache is not None:
+                    cache.put_images(embedder.name, chunk, vectors)
+                bar.update(len(chunk))
+    return _stack([found[k] for k in keys])
+
+
+def embed_texts(embedder: Embedder, prompts: Sequence[str], *, cache: EmbeddingCache | None = None,
+                batch_size: int = 256, progress: bool = True) -> np.ndarray:
+    """Embeddings `(M, D)` of `prompts (M,)`; each distinct uncached prompt is embedded once."""
+    prompts = list(prompts)
+    bad = next((p for p in prompts if not isinstance(p, str)), None)
+    if bad is not None:
+        raise TypeError(f"prompt {bad!r} must be a str")
+    distinct = _distinct(prompts)
+    found = cache.get_texts(embedder.name, distinct) if cache is not None else {}
+    missing = [p for p in distinct if p not in found]
+    if missing:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(missing), desc="CLIP prompts", unit="prompt", disable=not progress) as bar:
+            for start in range(0, len(missing), batch_size):
+                chunk = missing[start:start + batch_size]
+                vectors = _normalise(embedder.embed_texts(chunk))
+                found.update(zip(chunk, vectors))
+                if cache is not None:
+                    cache.put_texts(embedder.name, chunk, vectors)
+                bar.update(len(chunk))
+    return _stack([found[p] for p in prompts])
+
+
+def _stack(vectors: list[np.ndarray]) -> np.ndarray:
+    return np.stack(vectors).astype(np.float32, copy=False) if vectors else np.zeros((0, 0), dtype=np.float32)
+

@@ -1,0 +1,141 @@
+"""CLIP embedders and their caches: configuration, caches, and a real (tiny, random) open_clip model end to end."""
+
+import json
+
+import duckdb
+import numpy as np
+import pytest
+from PIL import Image
+
+from analysis import embedders, paths
+from analysis.classes import sample_images
+from analysis.embedders import DuckDBCache, MemoryCache, OpenClipEmbedder, clip_status, embed_images, embed_texts
+from analysis.openworld import OpenWorldCheck
+
+TINY = "atlas-tiny-test"
+# Tiny vision and text towers (about 1.7 MB, mostly the 49,408-token embedding of the shipped BPE vocabulary).
+TINY_CONFIG = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 16},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 8, "heads": 2, "layers": 1},
+}
+
+
+class Counting:
+    """Stand-in embedder: image vector from its grey value, text vector from its length; counts calls."""
+
+    name = "counting"
+
+    def __init__(self):
+        self.calls = 0
+
+    def embed_images(self, images):
+        self.calls += 1
+        return np.stack([np.array([img.getpixel((0, 0)), 1.0, 0.0], dtype=np.float32) for img in images])
+
+    def embed_texts(self, texts):
+        self.calls += 1
+        return np.stack([np.array([len(t), 0.0, 1.0], dtype=np.float32) for t in texts])
+
+
+def grey(key):
+    return Image.new("L", (1, 1), color=int(key[1]))
+
+
+def test_without_a_checkpoint_the_check_is_off(monkeypatch, tmp_path):
+    monkeypatch.delenv(paths.CLIP_ENV, raising=False)
+    assert clip_status() == {"enabled": False, "reason": "no checkpoint: set IMAGENET_ERRORS_CLIP or pass --clip"}
+    assert embedders.open_embedder() is None
+    monkeypatch.setenv(paths.CLIP_ENV, str(tmp_path / "missing.pt"))
+    status = clip_status()
+    assert not status["enabled"] and "missing.pt" in status["reason"] and paths.CLIP_ENV in status["reason"]
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        embedders.open_embedder()
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        OpenClipEmbedder(tmp_path / "nope.pt")
+
+
+def test_memory_and_duckdb_caches_round_trip():
+    con = duckdb.connect()
+    for cache in (MemoryCache(), DuckDBCache(con)):
+        keys = [("samples", 3), ("samples", 7), ("imagenet-val", 3)]
+        vectors = np.arange(12, dtype=np.float32).reshape(3, 4)
+        cache.put_images("m", keys, vectors)
+        got = cache.get_images("m", keys + [("samples", 99)])
+        assert set(got) == set(keys)
+        assert np.array_equal(np.stack([got[k] for k in keys]), vectors)
+        assert cache.get_images("other-model", keys) == {}
+        cache.put_texts("m", ["A photo of a dog.", "it's"], vectors[:2])
+        texts = cache.get_texts("m", ["it's", "A photo of a cat.", "A photo of a dog."])
+        assert set(texts) == {"it's", "A photo of a dog."} and np.array_equal(texts["it's"], vectors[1])
+    assert con.execute("SELECT count(*) FROM clip_image_embeddings").fetchone() == (3,)
+    with pytest.raises(TypeError, match="dataset"):
+        DuckDBCache(con).get_images("m", [3])
+
+
+def test_embed_with_cache_embeds_each_distinct_item_once():
+    clip, cache = Counting(), DuckDBCache(duckdb.connect())
+    keys = [("samples", 5), ("samples", 9), ("samples", 5)]
+    first = embed_images(clip, keys, grey, cache=cache, progress=False)
+    assert first.shape == (3, 3) and np.allclose(np.linalg.norm(first, axis=1), 1)
+    assert np.array_equal(first[0], first[2]) and clip.calls == 1
+    again = embed_images(clip, keys, grey, cache=cache, progress=False)
+    assert np.allclose(again, first) and clip.calls == 1
+    texts = embed_texts(clip, ["a", "bb", "a"], cache=cache, progress=False)
+    assert texts.shape == (3, 3) and clip.calls == 2
+    embed_texts(clip, ["bb", "a"], cache=cache, progress=False)
+    assert clip.calls == 2
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    import open_clip
+    import torch
+
+    folder = tmp_path_factory.mktemp("tiny_clip")
+    config = folder / f"{TINY}.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    open_clip.add_model_config(config)
+    torch.manual_seed(0)
+    model = open_clip.create_model(TINY)
+    checkpoint = folder / "tiny.pt"
+    torch.save(model.state_dict(), checkpoint)
+    return checkpoint
+
+
+@pytest.mark.slow
+def test_open_clip_end_to_end_with_a_tiny_random_model(tiny_checkpoint):
+    samples = sample_images()[:12]
+    paths_by_key = {("samples", cid): path for path, cid in samples}
+    keys = list(paths_by_key)
+    pool_targets = np.array([cid for _, cid in samples])
+
+    def load(key):
+        return Image.open(paths_by_key[key])
+
+    con = duckdb.connect()
+    clip = OpenClipEmbedder(tiny_checkpoint, model_name=TINY, device="cpu")
+    assert clip.name == f"{TINY}@{tiny_checkpoint.resolve()}" and clip.device == "cpu"
+    check = OpenWorldCheck.from_images(clip, keys, load, pool_targets, k=3, cache=DuckDBCache(con), progress=False)
+    rows = keys[:3]
+    predictions = np.array([pool_targets[1], pool_targets[0], 207])
+    targets = pool_targets[:3]
+    is_oov, reasons = check.check(rows, load, targets, predictions)
+    assert is_oov.shape == (3,) and is_oov.dtype == bool and reasons.shape == (3,)
+    assert all(isinstance(r, str) and r for r in reasons)
+
+    images = clip.embed_images([load(k) for k in rows])
+    texts = clip.embed_texts(["A photo of a tench.", "A photo of a goldfish."])
+    assert images.shape == (3, 16) and texts.shape == (2, 16) and images.dtype == np.float32
+    assert np.allclose(np.linalg.norm(images, axis=1), 1, atol=1e-5)
+    assert np.allclose(np.linalg.norm(texts, axis=1), 1, atol=1e-5)
+
+    fresh = OpenClipEmbedder(tiny_checkpoint, model_name=TINY, device="cpu")
+    assert np.allclose(fresh.embed_images([load(k) for k in rows]), images, atol=1e-6)
+    cached = DuckDBCache(con).get_images(clip.name, rows)
+    assert np.allclose(np.stack([cached[k] for k in rows]), images, atol=1e-5)
+    stored = con.execute("SELECT count(*) FROM clip_image_embeddings WHERE checkpoint = ?", [clip.name]).fetchone()
+    assert stored == (12,)
+    again = OpenWorldCheck.from_images(fresh, keys, load, pool_targets, k=3, cache=DuckDBCache(con), progress=False)
+    assert [x.tolist() for x in again.check(rows, load, targets, predictions)] == [is_oov.tolist(), reasons.tolist()]
+    assert con.execute("SELECT count(*) FROM clip_image_embeddings").fetchone() == (12,)
