@@ -1,7 +1,10 @@
 """The paper's 161 superclasses as WordNet predicates, their class map, and the collapsed class pairs.
 
 A superclass holds a class when, for any one of its predicates (a list of WordNet lemma
-names), every lemma of the predicate occurs on the class's hypernym paths (DESIGN §2).
+names), every lemma of the predicate occurs on the class's hypernym paths (DESIGN §2): the
+predicates form a disjunction, so a superclass may unite several named WordNet concepts that
+people see as one kind of thing, may span groups (JSON `group`: a name, or a list with the
+majority group first), and may overlap other superclasses.
 Definitions live in the committed `data/superclasses.json`; collapsed (overlapping) class
 groups of Vasudevan et al. (2022) in `data/collapsed_classes.json`.
 """
@@ -23,12 +26,17 @@ GROUPS = wordnet.GROUPS
 
 @dataclass(frozen=True)
 class Superclass:
-    """One superclass: stable id, readable name, group and predicates (lists of lemma names)."""
+    """One superclass: stable id, readable name, its groups (majority first) and predicates (a disjunction)."""
 
     id: str
     name: str
-    group: str
+    groups: tuple[str, ...]
     predicates: tuple[tuple[str, ...], ...]
+
+    @property
+    def group(self) -> str:
+        """Group of the majority of members (a superclass may span groups, e.g. consomme and soup bowl)."""
+        return self.groups[0]
 
 
 @lru_cache(maxsize=1)
@@ -36,7 +44,8 @@ def definitions(path: Path = paths.SUPERCLASSES_JSON) -> tuple[Superclass, ...]:
     """Superclass definitions in file order."""
     data = json.loads(Path(path).read_text())
     return tuple(
-        Superclass(d["id"], d["name"], d["group"], tuple(tuple(p) for p in d["predicates"]))
+        Superclass(d["id"], d["name"], (d["group"],) if isinstance(d["group"], str) else tuple(d["group"]),
+                   tuple(tuple(p) for p in d["predicates"]))
         for d in data["superclasses"]
     )
 
@@ -143,8 +152,8 @@ def statistics() -> dict:
         "superclass_size_min": int(sizes[non_singleton].min()) if non_singleton.any() else 0,
         "superclass_size_median": float(np.median(sizes[non_singleton])) if non_singleton.any() else 0.0,
         "superclass_size_max": int(sizes[non_singleton].max()) if non_singleton.any() else 0,
-        "superclasses_per_group": {g: int(sum(1 for d, ns in zip(defs, non_singleton) if ns and d.group == g))
-                                   for g in GROUPS},
+        # A superclass counts in every group where it has members (the paper's 50 + 101 + 16 = 167 > 161).
+        "superclasses_per_group": {g: int((m[groups == g][:, non_singleton].any(axis=0)).sum()) for g in GROUPS},
         "classes_per_group": {g: int((groups == g).sum()) for g in GROUPS},
         "collapsed_pairs": len(collapsed_pairs()),
     }

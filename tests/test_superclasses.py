@@ -45,7 +45,9 @@ def test_count_sizes_and_groups():
     assert stats["non_singleton_superclasses"] == N_SUPERCLASSES
     assert stats["superclass_size_min"] >= 2 and stats["superclass_size_max"] <= 31
     assert 3 <= stats["superclass_size_median"] <= 5
-    assert sum(stats["superclasses_per_group"].values()) == N_SUPERCLASSES
+    # A superclass counts in every group where it has members (the paper: 50 + 101 + 16 = 167 > 161).
+    spans = sum(len(d.groups) for d in superclasses.definitions())
+    assert sum(stats["superclasses_per_group"].values()) == spans > N_SUPERCLASSES
     assert stats["classes_per_group"] == {"organism": 410, "artifact": 522, "other": 68}
 
 
@@ -64,7 +66,7 @@ def test_ids_and_names_unique_and_well_formed():
     assert len({d.name for d in defs}) == len(defs)
     for d in defs:
         assert d.id and d.id == d.id.lower() and " " not in d.id
-        assert d.group in superclasses.GROUPS
+        assert d.groups and set(d.groups) <= set(superclasses.GROUPS) and d.group == d.groups[0]
         assert d.predicates and all(p for p in d.predicates)
 
 
@@ -72,6 +74,7 @@ def test_json_format():
     data = json.loads(paths.SUPERCLASSES_JSON.read_text())
     assert set(data) == {"note", "superclasses"} and "WordNet" in data["note"]
     assert all(set(d) == {"id", "name", "group", "predicates"} for d in data["superclasses"])
+    assert all(isinstance(d["group"], str) or len(d["group"]) >= 2 for d in data["superclasses"])
 
 
 def test_every_predicate_lemma_is_a_lemma_of_the_graph():
@@ -88,11 +91,29 @@ def test_every_predicate_holds_some_class():
             assert any(all(l.lower() in on_path for l in p) for on_path in lemmas), (d.id, p)
 
 
-def test_group_equals_group_of_members():
+def test_groups_are_the_groups_of_members_majority_first():
     m = superclasses.membership()
     groups = superclasses.class_groups()
     for j, d in enumerate(superclasses.definitions()):
-        assert set(groups[m[:, j]]) == {d.group}, d.id
+        member_groups = list(groups[m[:, j]])
+        assert set(member_groups) == set(d.groups), d.id
+        assert member_groups.count(d.group) == max(member_groups.count(g) for g in d.groups), d.id
+
+
+def test_superclasses_may_span_groups():
+    """Cross-group fine-grained errors of the paper: consomme -> soup bowl, toilet tissue -> paper towel."""
+    assert superclasses.shared_superclasses(925, 809) == ["soup"]
+    assert superclasses.shared_superclasses(999, 700) == ["paper_tissue"]
+    assert superclasses.shared_superclasses(947, 996) == ["fungus"]  # mushroom, hen-of-the-woods
+    assert superclasses.statistics()["superclasses_per_group"]["other"] >= 4
+
+
+def test_dog_superclasses_overlap_across_wordnet_groups():
+    share = superclasses.shares_superclass()
+    assert share[167, 166]  # English foxhound / Walker hound (test_openworld relies on it)
+    assert not share[167, 948]  # English foxhound vs Granny Smith
+    assert share[267, 155] and share[203, 153]  # standard poodle -> Shih-Tzu, Westie -> Maltese
+    assert share[159, 168] and share[246, 247]  # Rhodesian ridgeback -> redbone, Great Dane / Saint Bernard
 
 
 def test_hand_checked_memberships():
@@ -100,7 +121,7 @@ def test_hand_checked_memberships():
     assert share[TERRIERS[0], TERRIERS[1]]
     assert not share[TERRIERS[0], TABBY]
     assert "terrier" in superclasses.superclasses_of(TERRIERS[0])
-    assert "snake" in superclasses.shared_superclasses(52, 67)  # thunder snake, diamondback
+    assert "diapsid" in superclasses.shared_superclasses(52, 67)  # thunder snake, diamondback
     assert superclasses.shared_superclasses(281, 285) == ["domestic_cat"]  # tabby, Egyptian cat
     assert not share[26, 32]  # common newt vs tailed frog: salamander and frog stay apart
     assert not share[222, 249]  # kuvasz vs malamute (a non-prototypical row in the paper)
@@ -138,12 +159,12 @@ def test_other_error_rows_rarely_share_a_superclass(category):
 
 
 def test_fine_grained_rows_mostly_share_a_superclass():
-    """Floor of this rebuild (0.84); the paper's target is 0.98 (see test_paper_figures_not_yet_reached)."""
-    assert _share_rate("fine-grained") >= 0.84
+    """Floor of this rebuild (0.919); the paper's target is 0.98 (see test_paper_figures_not_yet_reached)."""
+    assert _share_rate("fine-grained") >= 0.915
 
 
-@pytest.mark.xfail(strict=True, reason="rebuild reaches 3,751 pairs, 175 classes without, 84% fine-grained; "
-                   "paper: 5,476, 74, >=98% (10 dev rows cross groups, e.g. toilet tissue -> paper towel)")
+@pytest.mark.xfail(strict=True, reason="rebuild reaches 4,122 pairs, 147 classes without, 91.9% fine-grained; "
+                   "paper: 5,476, 74, >=98% (broader WordNet nodes that would close the gap join negative dev rows)")
 def test_paper_figures_not_yet_reached():
     stats = superclasses.statistics()
     assert 5202 <= stats["same_superclass_pairs"] <= 5750
