@@ -1,0 +1,256 @@
+"""Classify (image, prediction) pairs into the error categories of `analysis.taxonomy` (DESIGN §1).
+
+`classify_one` is the readable per-row reference; `classify_codes` is the same rules over arrays;
+`classify_pairs` classifies each distinct pair once and broadcasts back. Every result carries a
+machine-readable reason: `none`, `excluded:<why>`, `pair:<target>-><prediction>`, `label:<class>`,
+`superclass:<superclass id>@label:<class>`, `oov:...` (open-world check), `cooc:label=<class>,images=<n>`,
+`expert:non_prototypical`. Labels are looked at in `LabelSet.labels(i)` order (target first), and a
+superclass reason names the first shared superclass in definition order.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from analysis import taxonomy as tx
+from analysis.classes import NUM_CLASSES
+from analysis.cooccurrence import MIN_IMAGES, loo_count
+from analysis.labelsets import LabelSet
+from analysis.superclasses import definitions, membership, overlapping, shares_superclass
+
+
+def _oov_reason(reason) -> str:
+    reason = str(reason)
+    return reason if reason.startswith("oov:") else f"oov:{reason}"
+
+
+def classify_one(image_id: int, prediction: int, labelset: LabelSet, *,
+                 oov: tuple[bool, str] | None = None) -> tuple[str, str]:
+    """(category id, reason) of one pair — the readable reference of the rules; `oov` = (is_oov, reason) or None."""
+    i, p = int(image_id), int(prediction)
+    if not 0 <= i < len(labelset):
+        raise ValueError(f"image_id={image_id!r} is outside the label set's 0..{len(labelset) - 1}")
+    if not 0 <= p < NUM_CLASSES:
+        raise ValueError(f"prediction={prediction!r} is not a class id 0..{NUM_CLASSES - 1}")
+    if not labelset.evaluated[i]:
+        return "not_evaluated", f"excluded:{labelset.exclusion[i]}"
+    target = int(labelset.targets[i])
+    labels = labelset.labels(i)
+    if p == target:
+        return "correct", "none"
+    if overlapping()[target, p]:
+        return "overlapping_classes", f"pair:{target}->{p}"
+    if p in labels:
+        return "multi_label", f"label:{p}"
+    names = [d.id for d in definitions()]
+    for label in labels:
+        shared = np.flatnonzero(membership()[label] & membership()[p])
+        if len(shared):
+            return "fine_grained", f"superclass:{names[shared[0]]}@label:{label}"
+    if oov is not None and oov[0]:
+        return "fine_grained_oov", _oov_reason(oov[1])
+    for label in labels:
+        images = loo_count(labelset.cooccurrence, labelset.counted[i], label, p)
+        if images >= MIN_IMAGES and not shares_superclass()[label, p]:
+            return "spurious_correlation", f"cooc:label={label},images={images}"
+    if labelset.non_prototypical[i]:
+        return "non_prototypical", "expert:non_prototypical"
+    return "model_failure", "none"
+
+
+def _check_pairs(image_ids, predictions, labelset: LabelSet) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(labelset, LabelSet):
+        raise TypeError(f"labelset={labelset!r} must be an analysis.labelsets.LabelSet (labelsets.real(), ...)")
+    ids, preds = np.asarray(image_ids), np.asarray(predictions)
+    if ids.ndim != 1 or preds.shape != ids.shape:
+        raise ValueError(f"image_ids {ids.shape} and predictions {preds.shape} must be 1-D of the same length")
+    for name, arr, high in (("image_ids", ids, len(labelset)), ("predictions", preds, NUM_CLASSES)):
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"{name} has dtype {arr.dtype}; pass integers")
+        if arr.size and (arr.min() < 0 or arr.max() >= high):
+            bad = int(np.flatnonzero((arr < 0) | (arr >= high))[0])
+            raise ValueError(f"{name}[{bad}]={int(arr[bad])} is outside 0..{high - 1}")
+    return ids.astype(np.int64), preds.astype(np.int64)
+
+
+def _first_true(mask: np.ndarray) -> np.ndarray:
+    return mask.argmax(axis=1)
+
+
+def classify_codes(image_ids: np.ndarray, predictions: np.ndarray, labelset: LabelSet, *,
+                   oov_mask: np.ndarray | None = None, oov_reasons: Sequence[str] | None = None,
+                   with_reasons: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Vectorised rules: int8 category codes `(N,)` and reasons `(N,)` (object; None without reasons).
+
+    `image_ids (N,)`, `predictions (N,)`; `oov_mask (N,)` bool and `oov_reasons (N,)` from an open-world
+    check (None: the check is off and fine_grained_oov never fires).
+    """
+    ids, p = _check_pairs(image_ids, predictions, labelset)
+    n = len(ids)
+    if oov_mask is not None and np.shape(oov_mask) != (n,):
+        raise ValueError(f"oov_mask has shape {np.shape(oov_mask)}; expected ({n},), one per pair")
+    codes = np.full(n, tx.MODEL_FAILURE, dtype=np.int8)
+    reasons = np.full(n, "none", dtype=object) if with_reasons else None
+
+    evaluated = labelset.evaluated[ids]
+    codes[~evaluated] = tx.NOT_EVALUATED
+    if with_reasons and not evaluated.all():
+        reasons[~evaluated] = ["excluded:" + e for e in labelset.exclusion[ids[~evaluated]]]
+    t = labelset.targets[ids].astype(np.int64)
+    correct = evaluated & (p == t)
+    codes[correct] = tx.CORRECT
+
+    # From here on work on the rows still open, narrowing `rows` after each check.
+    rows = np.flatnonzero(evaluated & ~correct)
+    hit = overlapping()[t[rows], p[rows]]
+    codes[rows[hit]] = tx.OVERLAPPING
+    if with_reasons:
+        reasons[rows[hit]] = [f"pair:{a}->{b}" for a, b in zip(t[rows[hit]], p[rows[hit]])]
+    rows = rows[~hit]
+
+    labels = labelset.label_matrix[ids[rows]].astype(np.int64)          # (R, L), -1 padded
+    pr = p[rows]
+    hit = (labels == pr[:, None]).any(axis=1)
+    codes[rows[hit]] = tx.MULTI_LABEL
+    if with_reasons:
+        reasons[rows[hit]] = [f"label:{b}" for b in pr[hit]]
+    rows, labels, pr = rows[~hit], labels[~hit], pr[~hit]
+
+    valid = labels >= 0
+    safe = np.where(valid, labels, 0)
+    shares = shares_superclass()[safe, pr[:, None]] & valid
+    hit = shares.any(axis=1)
+    codes[rows[hit]] = tx.FINE_GRAINED
+    if with_reasons and hit.any():
+        label = safe[hit, _first_true(shares[hit])]
+        member = membership()
+        superclass = _first_true(member[label] & member[pr[hit]])
+        names = [d.id for d in definitions()]
+        reasons[rows[hit]] = [f"superclass:{names[s]}@label:{l}" for s, l in zip(superclass, label)]
+    keep = ~hit
+    rows, safe, valid, shares, pr = rows[keep], safe[keep], valid[keep], shares[keep], pr[keep]
+
+    if oov_mask is not None:
+        hit = np.asarray(oov_mask, dtype=bool)[rows]
+        codes[rows[hit]] = tx.FINE_GRAINED_OOV
+        if with_reasons:
+            reasons[rows[hit]] = [_oov_reason(oov_reasons[r]) if oov_reasons is not None else "oov:"
+                                  for r in rows[hit]]
+        keep = ~hit
+        rows, safe, valid, shares, pr = rows[keep], safe[keep], valid[keep], shares[keep], pr[keep]
+
+    counts = labelset.cooccurrence[safe, pr[:, None]].astype(np.int64)          # (R, L)
+    own = labelset.counted_matrix[ids[rows]].astype(np.int64)                  # (R, C)
+    pred_counted = (own == pr[:, None]).any(axis=1)
+    if pred_counted.any():
+        label_counted = (safe[pred_counted, :, None] == own[pred_counted, None, :]).any(axis=2)
+        counts[pred_counted] -= label_counted
+    common = (counts >= MIN_IMAGES) & valid & ~shares
+    hit = common.any(axis=1)
+    codes[rows[hit]] = tx.SPURIOUS
+    if with_reasons and hit.any():
+        col = _first_true(common[hit])
+        picked = np.arange(int(hit.sum()))
+        reasons[rows[hit]] = [f"cooc:label={l},images={c}"
+                              for l, c in zip(safe[hit][picked, col], counts[hit][picked, col])]
+    rows = rows[~hit]
+
+    hit = labelset.non_prototypical[ids[rows]]
+    codes[rows[hit]] = tx.NON_PROTOTYPICAL
+    if with_reasons:
+        reasons[rows[hit]] = "expert:non_prototypical"
+    return codes, reasons
+
+
+def distinct_pairs(image_ids: np.ndarray, predictions: np.ndarray, n_images: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (image, prediction) pairs: `pair_images (M,)`, `pair_predictions (M,)`, `inverse (N,)`.
+
+    `pair_images[inverse] == image_ids`; pairs come sorted by (image, prediction). Large inputs use a
+    bitmap over all `n_images * 1000` keys instead of a sort (fastest with rows grouped by image).
+    """
+    image_ids, predictions = np.asarray(image_ids), np.asarray(predictions)
+    space = int(n_images) * NUM_CLASSES
+    if len(image_ids) > 2_000_000 and space <= 1 << 27:
+        # A bitmap and its running count replace a sort. Keys are int32 (space <= 2**27) and made per
+        # chunk, twice, which keeps them in cache and the memory small.
+        chunk = 1 << 20
+
+        def keys(start: int) -> np.ndarray:
+            out = image_ids[start:start + chunk].astype(np.int32) * np.int32(NUM_CLASSES)
+            out += predictions[start:start + chunk]
+            return out
+
+        seen = np.zeros(space, dtype=bool)
+        for start in range(0, len(image_ids), chunk):
+            seen[keys(start)] = True
+        lookup = np.cumsum(seen, dtype=np.int32) - 1
+        unique = np.flatnonzero(seen)
+        del seen
+        inverse = np.empty(len(image_ids), dtype=np.int32)
+        for start in range(0, len(image_ids), chunk):
+            inverse[start:start + chunk] = lookup[keys(start)]
+        del lookup
+    else:
+        keys = image_ids.astype(np.int64) * NUM_CLASSES + predictions.astype(np.int64)
+        unique, inverse = np.unique(keys, return_inverse=True)
+    return unique // NUM_CLASSES, unique % NUM_CLASSES, inverse.reshape(-1)
+
+
+def _oov_for_pairs(oov, pair_ids: np.ndarray, pair_preds: np.ndarray, inverse: np.ndarray, labelset: LabelSet,
+                   candidates: np.ndarray, images: Callable | None) -> tuple[np.ndarray, np.ndarray] | None:
+    m = len(pair_ids)
+    if oov is None:
+        return None
+    if hasattr(oov, "check"):
+        if images is None:
+            raise ValueError("images=None: an open-world check needs images, a callable image_id -> PIL.Image")
+        mask, reasons = np.zeros(m, dtype=bool), np.full(m, "oov:not_checked", dtype=object)
+        rows = np.flatnonzero(candidates)
+        if len(rows):
+            found, why = oov.check(pair_ids[rows].tolist(), images, labelset.targets[pair_ids[rows]],
+                                   pair_preds[rows])
+            mask[rows], reasons[rows] = np.asarray(found, dtype=bool), np.asarray(why, dtype=object)
+        return mask, reasons
+    if isinstance(oov, tuple) and len(oov) == 2:
+        row_mask, row_reasons = np.asarray(oov[0], dtype=bool), np.asarray(oov[1], dtype=object)
+        if row_mask.shape != inverse.shape or row_reasons.shape != inverse.shape:
+            raise ValueError(f"oov=(is_oov, reasons) must hold {len(inverse)} entries each, one per input row")
+        mask, reasons = np.zeros(m, dtype=bool), np.full(m, "oov:", dtype=object)
+        mask[inverse[row_mask]] = True
+        reasons[inverse[row_mask]] = row_reasons[row_mask]
+        return mask, reasons
+    raise TypeError(f"oov={oov!r} must be None, (is_oov (N,), reasons (N,)) or an object with .check(...)")
+
+
+def classify_pairs(image_ids: np.ndarray, predictions: np.ndarray, labelset: LabelSet, *, oov=None,
+                   images: Callable | None = None) -> pd.DataFrame:
+    """Category and reason of each row: columns image_id, prediction, category, reason (`(N,)` rows).
+
+    Each distinct (image, prediction) pair is classified once and broadcast back. `oov`: None (open-world
+    check off; `df.attrs['clip']` is False), `(is_oov (N,), reasons (N,))` per row, or an
+    `analysis.openworld.OpenWorldCheck` (then `images` maps an image id to a PIL image).
+    """
+    ids, preds = _check_pairs(image_ids, predictions, labelset)
+    pair_ids, pair_preds, inverse = distinct_pairs(ids, preds, len(labelset))
+    oov_pairs = None
+    if oov is not None:
+        # Only errors that no earlier check explains go to the (costly) open-world check.
+        codes, _ = classify_codes(pair_ids, pair_preds, labelset, with_reasons=False)
+        candidates = codes >= tx.FINE_GRAINED_OOV
+        candidates &= codes != tx.NOT_EVALUATED
+        oov_pairs = _oov_for_pairs(oov, pair_ids, pair_preds, inverse, labelset, candidates, images)
+    codes, reasons = classify_codes(pair_ids, pair_preds, labelset,
+                                    oov_mask=None if oov_pairs is None else oov_pairs[0],
+                                    oov_reasons=None if oov_pairs is None else oov_pairs[1])
+    out = pd.DataFrame({
+        "image_id": ids,
+        "prediction": preds.astype(np.int16),
+        "category": tx.ids_of(codes)[inverse],
+        "reason": reasons[inverse],
+    })
+    out.attrs["clip"] = oov is not None
+    return out

@@ -1,0 +1,50 @@
+import json
+
+import numpy as np
+import pytest
+
+from analysis import agreement, experts
+from analysis.cli import main
+
+
+def test_cohen_kappa_hand_example():
+    assert agreement.cohen_kappa(["x", "x", "y", "y"], ["x", "y", "y", "y"]) == pytest.approx(0.5)
+    assert agreement.cohen_kappa(["x", "y"], ["x", "y"]) == pytest.approx(1.0)
+    assert agreement.cohen_kappa(["x", "y", "x", "y"], ["y", "x", "y", "x"]) == pytest.approx(-1.0)
+    with pytest.raises(ValueError, match="same length"):
+        agreement.cohen_kappa(["x"], ["x", "y"])
+
+
+@pytest.mark.parametrize("expert", ["vit3b", "greedysoups"])
+def test_compare_classifies_every_reviewed_mistake(expert):
+    reviewed = experts.load_expert(expert)
+    df = agreement.compare(expert)
+    assert len(df) == len(reviewed) and (df["file_name"] == reviewed["file_name"]).all()
+    assert (df["agree"] == (df["expert"] == df["automatic"])).all()
+    assert not (df["automatic"] == "correct").any()            # every reviewed image is a mistake
+    table = agreement.confusion(df)
+    assert table.to_numpy().sum() == len(df)
+    assert sum(table.loc[c, c] for c in table.index if c in table.columns) == df["agree"].sum()
+
+
+def test_non_prototypical_check_is_circular_and_can_be_left_out():
+    marked = experts.non_prototypical_images()
+    with_check = agreement.compare("vit3b", labels="real_with_target")
+    assert set(with_check.loc[with_check["automatic"] == "non_prototypical", "image_index"]) <= marked
+    assert (with_check["automatic"] == "non_prototypical").any()
+    without = agreement.compare("vit3b", labels="real_with_target", non_prototypical_check=False)
+    assert not (without["automatic"] == "non_prototypical").any()
+    assert (with_check["automatic"] != "not_evaluated").all()    # target added: every mistake evaluated
+
+
+@pytest.mark.parametrize("expert", ["vit3b", "greedysoups"])
+def test_agreement_cli_prints_json(expert, capsys, tmp_path):
+    out = tmp_path / "cmp.csv"
+    assert main(["agreement", "--expert", expert, "--json", "--csv", str(out)]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    block = payload["real"]
+    assert block["mistakes"] == len(experts.load_expert(expert))
+    assert 0 <= block["agreement"] <= 1 and -1 <= block["kappa"] <= 1
+    assert sum(sum(row.values()) for row in block["confusion"].values()) == block["mistakes"]
+    assert payload["clip"] is False and out.read_text().startswith("file_name,")
+    assert np.isclose(payload["real_with_target"]["agreement"], payload["real_with_target"]["agreement_evaluated"])
