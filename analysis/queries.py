@@ -1,0 +1,258 @@
+"""The store's SQL in one place: reference loads, model writes, runs, listings and the filter → SQL translation.
+
+Every statement binds user values as parameters (`?` or `$name`); the only names spliced into SQL are
+table names read from DuckDB's own catalogue and the fixed names of registered frames (`_incoming`, `_classified`).
+"""
+
+from __future__ import annotations
+
+from analysis.filters import ErrorFilter
+
+# --- schema and bookkeeping --------------------------------------------------------------------------
+
+META_GET = "SELECT value FROM meta WHERE key = ?"
+META_SET = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
+META_ALL = "SELECT key, value FROM meta ORDER BY key"
+HAS_META = """
+    SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'meta'
+"""
+BASE_TABLES = """
+    SELECT table_name FROM information_schema.tables
+    WHERE table_schema = 'main' AND table_type = 'BASE TABLE' ORDER BY table_name
+"""
+
+
+def table_checksum(table: str) -> str:
+    """Row count, XOR and sum of row hashes of `table` (a catalogue name, quoted here)."""
+    quoted = '"' + table.replace('"', '""') + '"'
+    return f"SELECT count(*), coalesce(bit_xor(hash(t)), 0), coalesce(sum(hash(t)::HUGEINT), 0) FROM {quoted} AS t"
+
+
+# --- reference tables (build) ------------------------------------------------------------------------
+
+REFERENCE_INSERTS = {
+    "classes": "INSERT INTO classes SELECT class_id, wnid, name, lemmas, definition, grp, wordnet_path FROM _incoming",
+    "superclasses": "INSERT INTO superclasses SELECT superclass_id, name, grp, size FROM _incoming",
+    "class_superclasses": "INSERT INTO class_superclasses SELECT class_id, superclass_id FROM _incoming",
+    "expert_labels": """INSERT INTO expert_labels SELECT expert, file_name, image_id, prediction, category, severity,
+                        raw_category, raw_severity FROM _incoming""",
+    "paper_models": """INSERT INTO paper_models SELECT model_id, source, arch, arch_group, arch_family, training_data,
+                       extra_annotations FROM _incoming""",
+    "paper_model_stats": """INSERT INTO paper_model_stats BY NAME SELECT * FROM _incoming""",
+}
+REFERENCE_DELETES = {t: f"DELETE FROM {t}" for t in REFERENCE_INSERTS}  # fixed names, no user values
+DATASET_UPSERT = "INSERT OR REPLACE INTO datasets (dataset, label_mode, root, description) VALUES (?, ?, ?, ?)"
+DATASET_GET = "SELECT dataset, label_mode, root, description FROM datasets WHERE dataset = ?"
+IMAGES_DELETE = "DELETE FROM images WHERE dataset = ?"
+IMAGES_INSERT = """
+    INSERT INTO images (dataset, image_id, file_name, target, labels, evaluated, non_prototypical)
+    SELECT ?, image_id, file_name, target, labels, evaluated, non_prototypical FROM _incoming
+"""
+IMAGES_OF = "SELECT image_id, file_name, target FROM images WHERE dataset = ? ORDER BY image_id"
+IMAGE_COUNT = "SELECT count(*) FROM images WHERE dataset = ?"
+# ImageFolder order: classes sorted by wnid, then file names sorted within each class folder.
+IMAGEFOLDER_ORDER = """
+    SELECT i.image_id FROM images i JOIN classes c ON c.class_id = i.target
+    WHERE i.dataset = ? ORDER BY c.wnid, i.file_name
+"""
+COOCCURRENCE_DELETE = "DELETE FROM cooccurrence WHERE label_mode = ?"
+COOCCURRENCE_INSERT = "INSERT INTO cooccurrence SELECT ?, a, b, images FROM _incoming"
+
+# --- models and predictions --------------------------------------------------------------------------
+
+MODEL_GET = "SELECT model_id, source, family FROM models WHERE model_id = ?"
+MODEL_UPSERT = """
+    INSERT OR REPLACE INTO models (model_id, arch, family, training_data, params, source, created_at, metadata)
+    VALUES ($model_id, $arch, $family, $training_data, $params, $source, current_timestamp, $metadata)
+"""
+PREDICTION_COUNT = "SELECT count(*) FROM predictions WHERE model_id = ? AND dataset = ?"
+PREDICTIONS_DELETE = "DELETE FROM predictions WHERE model_id = ? AND dataset = ?"
+PREDICTIONS_DELETE_INCOMING = """
+    DELETE FROM predictions WHERE model_id = ? AND dataset = ? AND image_id IN (SELECT image_id FROM _incoming)
+"""
+PREDICTIONS_INSERT = """
+    INSERT INTO predictions (model_id, dataset, image_id, prediction, top5, confidence, top5_confidence)
+    SELECT ?, ?, image_id, prediction, top5, confidence, top5_confidence FROM _incoming ORDER BY image_id
+"""
+INCOMING_UNKNOWN_IMAGES = """
+    SELECT n.image_id FROM _incoming n ANTI JOIN images i ON i.dataset = ? AND i.image_id = n.image_id
+    ORDER BY n.image_id LIMIT 5
+"""
+UNCLASSIFIED_PAIRS = """
+    SELECT DISTINCT n.image_id, n.prediction FROM _incoming n
+    ANTI JOIN pair_categories c ON c.dataset = ? AND c.image_id = n.image_id AND c.prediction = n.prediction
+    ORDER BY n.image_id, n.prediction
+"""
+DATASET_PAIRS = "SELECT DISTINCT image_id, prediction FROM predictions WHERE dataset = ? ORDER BY ALL"
+PREDICTED_DATASETS = "SELECT DISTINCT dataset FROM predictions ORDER BY dataset"
+PAIRS_INSERT = """
+    INSERT INTO pair_categories (dataset, image_id, prediction, category, reason, models)
+    SELECT ?, image_id, prediction, category, reason, 0 FROM _classified
+"""
+# Keep pair_categories.models current: -1 for each prediction a publish removes, +1 for each it adds (a model
+# has at most one prediction per image, so the count of rows is the count of models).
+AFFECTED_CREATE = "CREATE OR REPLACE TEMP TABLE _affected (image_id INTEGER, prediction SMALLINT, delta INTEGER)"
+AFFECTED_ADD_MODEL = """
+    INSERT INTO _affected SELECT image_id, prediction, -1 FROM predictions
+    WHERE model_id = ? AND dataset = ? AND (? OR image_id IN (SELECT image_id FROM _incoming))
+"""
+AFFECTED_ADD_INCOMING = "INSERT INTO _affected SELECT image_id, prediction, 1 FROM _incoming"
+AFFECTED_ADD_DATASET = "INSERT INTO _affected SELECT image_id, prediction, 1 FROM predictions WHERE dataset = ?"
+PAIRS_ADJUST = """
+    UPDATE pair_categories c SET models = c.models + n.delta
+    FROM (SELECT image_id, prediction, sum(delta) AS delta FROM _affected GROUP BY ALL HAVING sum(delta) <> 0) n
+    WHERE c.dataset = $dataset AND c.image_id = n.image_id AND c.prediction = n.prediction
+"""
+INCOMING_DUPLICATES = "SELECT image_id FROM _incoming GROUP BY image_id HAVING count(*) > 1 ORDER BY 1 LIMIT 5"
+
+PAIRS_DELETE_ALL = "DELETE FROM pair_categories"
+PREDICTED_IMAGES = "SELECT image_id FROM predictions WHERE model_id = ? AND dataset = ?"
+MODEL_TOP1 = """
+    SELECT avg((p.prediction = i.target)::INTEGER) FROM predictions p
+    JOIN images i ON i.dataset = p.dataset AND i.image_id = p.image_id
+    WHERE p.model_id = ? AND p.dataset = ?
+"""
+
+MODELS_LIST = """
+    WITH counts AS (
+        SELECT p.model_id, p.dataset, count(*) AS n,
+               avg(CASE WHEN p.prediction = i.target THEN 1.0 ELSE 0.0 END) AS top1
+        FROM predictions p JOIN images i ON i.dataset = p.dataset AND i.image_id = p.image_id
+        GROUP BY ALL
+    )
+    SELECT m.model_id, m.source, m.family, m.arch, m.training_data, m.params,
+           string_agg(c.dataset, ' ' ORDER BY c.dataset) AS datasets,
+           coalesce(sum(c.n), 0)::BIGINT AS predictions,
+           string_agg(c.dataset || '=' || printf('%.4f', c.top1), ' ' ORDER BY c.dataset) AS top1
+    FROM models m LEFT JOIN counts c USING (model_id)
+    GROUP BY ALL ORDER BY m.model_id
+"""
+
+# --- runs ----------------------------------------------------------------------------------------------
+
+RUN_INSERT = """
+    INSERT INTO runs (run_id, model_id, dataset, device, images, seconds, status, message, started_at, shard, options)
+    VALUES ($run_id, $model_id, $dataset, $device, $images, 0, 'running', NULL, current_timestamp, $shard, $options)
+"""
+RUN_RESUME = "UPDATE runs SET status = 'running', device = ?, images = ?, message = NULL WHERE run_id = ?"
+RUN_FINISH = """
+    UPDATE runs SET status = ?, message = ?, seconds = seconds + ?, finished_at = current_timestamp WHERE run_id = ?
+"""
+RUN_GET = "SELECT * FROM runs WHERE run_id = ?"
+# The most recent unfinished run of the same model, dataset and shard: its staged rows are reused.
+RUN_UNFINISHED = """
+    SELECT run_id FROM runs
+    WHERE model_id = ? AND dataset = ? AND shard IS NOT DISTINCT FROM ? AND status IN ('running', 'interrupted', 'failed')
+    ORDER BY started_at DESC LIMIT 1
+"""
+STAGING_INSERT = """
+    INSERT INTO prediction_staging SELECT ?, image_id, prediction, top5, confidence, top5_confidence FROM _incoming
+"""
+STAGED_IMAGES = "SELECT image_id FROM prediction_staging WHERE run_id = ?"
+STAGED_ROWS = """
+    SELECT image_id, prediction, top5, confidence, top5_confidence FROM prediction_staging WHERE run_id = ?
+    ORDER BY image_id
+"""
+STAGING_DELETE = "DELETE FROM prediction_staging WHERE run_id = ?"
+
+# --- errors (export and dashboard) --------------------------------------------------------------------
+
+# One row per stored mistake: a prediction whose pair category is neither correct nor not_evaluated;
+# pair_categories.models holds how many stored models make the same (dataset, image, prediction) mistake.
+# Late materialisation: `keys` joins only what the filter needs, is sorted and paged; the details
+# (images, classes, superclasses, experts) are joined to the page's rows only.
+_ERROR_KEYS = """
+    SELECT p.model_id, p.dataset, p.image_id, p.prediction, p.top5, p.confidence, c.category, c.reason,
+           c.models AS models_making_error
+    FROM predictions p
+    JOIN pair_categories c ON c.dataset = p.dataset AND c.image_id = p.image_id AND c.prediction = p.prediction
+    {joins}
+    WHERE {where}
+"""
+_FILTER_JOINS = {  # filter field -> the join it needs inside the key query
+    "images": "JOIN images i ON i.dataset = p.dataset AND i.image_id = p.image_id",
+    "target": "JOIN classes tc ON tc.class_id = i.target",
+    "prediction": "JOIN classes pc ON pc.class_id = p.prediction",
+    "models": "JOIN models m ON m.model_id = p.model_id",
+}
+_ERRORS = """
+WITH keys AS ({keys}),
+sc AS (
+    SELECT class_id, list(superclass_id ORDER BY superclass_id) AS ids FROM class_superclasses GROUP BY class_id
+),
+experts AS (
+    SELECT image_id, prediction, string_agg(expert, ' ' ORDER BY expert) AS expert,
+           string_agg(category, ' ' ORDER BY expert) AS expert_category,
+           string_agg(severity, ' ' ORDER BY expert) AS expert_severity
+    FROM expert_labels GROUP BY ALL
+)
+SELECT
+    k.model_id, k.dataset, k.image_id, i.file_name,
+    i.target AS target_id, tc.wnid AS target_wnid, tc.name AS target_name, i.labels,
+    k.prediction AS prediction_id, pc.wnid AS prediction_wnid, pc.name AS prediction_name,
+    k.confidence, k.top5, k.category, k.reason,
+    coalesce(ts.ids, []) AS target_superclasses, coalesce(ps.ids, []) AS prediction_superclasses,
+    e.expert, e.expert_category, e.expert_severity, k.models_making_error,
+    tc.grp AS target_group, m.family
+FROM keys k
+JOIN images i ON i.dataset = k.dataset AND i.image_id = k.image_id
+JOIN classes tc ON tc.class_id = i.target
+JOIN classes pc ON pc.class_id = k.prediction
+JOIN models m ON m.model_id = k.model_id
+LEFT JOIN sc ts ON ts.class_id = i.target
+LEFT JOIN sc ps ON ps.class_id = k.prediction
+LEFT JOIN experts e ON k.dataset = 'imagenet-val' AND e.image_id = k.image_id AND e.prediction = k.prediction
+ORDER BY k.model_id, k.dataset, k.image_id
+"""
+_KEY_ORDER = " ORDER BY p.model_id, p.dataset, p.image_id"
+_IN_SUPERCLASSES = "(SELECT class_id FROM class_superclasses WHERE list_contains($superclasses, superclass_id))"
+
+
+def error_where(flt: ErrorFilter) -> tuple[str, str, dict]:
+    """(joins, where, params): the filter as the key query's joins and conditions, with named parameters."""
+    where = ["c.category NOT IN ('correct', 'not_evaluated')", "c.models >= $min_models"]
+    params: dict = {"min_models": flt.min_models}
+    needs: set[str] = set()
+    if flt.dataset:
+        params["dataset"] = flt.dataset
+        where.append("p.dataset = $dataset")
+    if flt.models:
+        params["models"] = list(flt.models)
+        where.append("list_contains($models, p.model_id)")
+    if flt.categories:
+        params["categories"] = list(flt.categories)
+        where.append("list_contains($categories, c.category)")
+    if flt.families:
+        params["families"] = list(flt.families)
+        where.append("list_contains($families, m.family)")
+        needs.add("models")
+    if flt.groups:
+        params["groups"] = list(flt.groups)
+        where.append("list_contains($groups, tc.grp)")
+        needs |= {"images", "target"}
+    if flt.superclasses:
+        params["superclasses"] = list(flt.superclasses)
+        where.append(f"(i.target IN {_IN_SUPERCLASSES} OR p.prediction IN {_IN_SUPERCLASSES})")
+        needs.add("images")
+    if flt.class_search:
+        params["class_search"] = flt.class_search.lower()
+        where.append("(contains(lower(tc.name), $class_search) OR contains(lower(pc.name), $class_search))")
+        needs |= {"images", "target", "prediction"}
+    joins = "\n    ".join(sql for name, sql in _FILTER_JOINS.items() if name in needs)
+    return joins, " AND ".join(where), params
+
+
+def errors_sql(flt: ErrorFilter, *, limit: int | None, offset: int) -> tuple[str, dict]:
+    """The rows of `export.errors_frame` for `flt`, ordered by model, dataset, image; paged when `limit`."""
+    joins, where, params = error_where(flt)
+    keys = _ERROR_KEYS.format(joins=joins, where=where) + _KEY_ORDER
+    if limit is not None:
+        params["limit"], params["offset"] = limit, offset
+        keys += " LIMIT $limit OFFSET $offset"
+    return _ERRORS.format(keys=keys), params
+
+
+def count_errors_sql(flt: ErrorFilter) -> tuple[str, dict]:
+    """`SELECT count(*)` over the rows of `errors_sql`."""
+    joins, where, params = error_where(flt)
+    return f"SELECT count(*) FROM ({_ERROR_KEYS.format(joins=joins, where=where)})", params
