@@ -1,0 +1,439 @@
+"""The queries behind each dashboard page: small aggregated frames computed in DuckDB SQL.
+
+Every function takes an open (read-only) DuckDB connection first, aggregates in SQL with bound
+parameters and returns a small pandas frame (or dict), so the dashboard can cache it and the
+benchmark can time it without Streamlit. Row lists are paged with `limit`/`offset`; `limit=None`
+returns the whole result (what a CSV download needs).
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from analysis import taxonomy
+
+GROUPS = ("organism", "artifact", "other")
+COMPARE_KINDS = ("only_a", "only_b", "both_different", "cell")
+ZOO_X = ("mla", "top1")
+_NON_ERRORS = ("correct", "not_evaluated")
+
+
+_OK = {name: list(ids) for name, ids in taxonomy.COUNTS_AS_CORRECT.items()}  # mla, mla_minor, mla_explainable
+
+# One model's rows on one dataset: image, target, labels, prediction and the pair's category.
+# pair_categories is joined by its full key; a pair not (yet) classified reads as correct/unclassified.
+_MODEL_ROWS = """
+    SELECT i.image_id, i.target, i.labels, i.evaluated, p.prediction, cl.grp,
+           coalesce(c.category, CASE WHEN p.prediction = i.target THEN 'correct' ELSE 'unclassified' END) AS category
+    FROM predictions p
+    JOIN images i ON i.dataset = p.dataset AND i.image_id = p.image_id
+    JOIN classes cl ON cl.class_id = i.target
+    LEFT JOIN pair_categories c
+      ON c.dataset = p.dataset AND c.image_id = p.image_id AND c.prediction = p.prediction
+    WHERE p.model_id = {model} AND p.dataset = $dataset
+"""
+
+
+def _rows(model_param: str) -> str:
+    return _MODEL_ROWS.format(model=model_param)
+
+
+def _check_text(name: str, value) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{name}={value!r} must be a non-empty string, e.g. 'efficientnet-lite0'")
+    return value
+
+
+def _check_page(limit, offset) -> None:
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit={limit!r} must be None or an integer >= 0")
+    if not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"offset={offset!r} must be an integer >= 0")
+
+
+def _page_sql(limit, offset) -> str:
+    # Both values are validated integers, so formatting them is safe (DuckDB cannot bind LIMIT NULL).
+    return (f" LIMIT {int(limit)}" if limit is not None else "") + (f" OFFSET {int(offset)}" if offset else "")
+
+
+def _df(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> pd.DataFrame:
+    return con.execute(sql, params or {}).df()
+
+
+# --- catalogue -----------------------------------------------------------------------------------
+
+
+def models(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Stored models with predictions: model_id, arch, family, training_data, source, dataset, images."""
+    return _df(con, """
+        WITH counts AS (SELECT model_id, dataset, count(*) AS images FROM predictions GROUP BY ALL)
+        SELECT m.model_id, m.arch, m.family, m.training_data, m.source, c.dataset, c.images
+        FROM counts c JOIN models m USING (model_id)
+        ORDER BY m.model_id, c.dataset
+    """)
+
+
+def datasets(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Datasets that hold at least one prediction, most predictions first."""
+    rows = con.execute(
+        "SELECT dataset FROM predictions GROUP BY dataset ORDER BY count(*) DESC, dataset"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def superclass_options(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Superclasses for the filter: superclass_id, name, grp, size (largest first)."""
+    return _df(con, "SELECT superclass_id, name, grp, size FROM superclasses ORDER BY name, superclass_id")
+
+
+def family_options(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Families of the stored models that have predictions."""
+    rows = con.execute("""
+        SELECT DISTINCT family FROM models
+        WHERE family IS NOT NULL AND model_id IN (SELECT DISTINCT model_id FROM predictions)
+        ORDER BY family
+    """).fetchall()
+    return [r[0] for r in rows]
+
+
+# --- overview --------------------------------------------------------------------------------------
+
+
+def model_metrics(con: duckdb.DuckDBPyConnection, model_id: str, *, dataset: str) -> pd.DataFrame:
+    """One row per group (all, organism, artifact, other) of a model on a dataset, accuracies in percent.
+
+    Columns: grp, images, evaluated, errors, top1, real_accuracy (NaN unless the dataset has ReaL labels),
+    mla, mla_minor, mla_explainable — the definitions of `analysis.metrics.model_metrics`: MLA averages
+    per-image correctness over the evaluated images of each target class, then over classes.
+    """
+    _check_text("model_id", model_id)
+    _check_text("dataset", dataset)
+    sql = f"""
+        WITH r AS ({_rows('$model')}),
+        real_mode AS (SELECT count(*) > 0 AS yes FROM datasets WHERE dataset = $dataset AND label_mode = 'real'),
+        per_class AS (
+            SELECT grp, target, count(*) AS n,
+                   sum((prediction = target)::INT) AS top1_hits,
+                   count(*) FILTER (WHERE len(labels) > 0) AS real_n,
+                   sum(list_contains(labels, prediction)::INT) FILTER (WHERE len(labels) > 0) AS real_hits,
+                   count(*) FILTER (WHERE evaluated) AS n_eval,
+                   count(*) FILTER (WHERE evaluated AND NOT list_contains($non_errors, category)) AS errors,
+                   avg(list_contains($correct, category)::INT) FILTER (WHERE evaluated) AS ok,
+                   avg(list_contains($minor, category)::INT) FILTER (WHERE evaluated) AS ok_minor,
+                   avg(list_contains($explainable, category)::INT) FILTER (WHERE evaluated) AS ok_expl
+            FROM r GROUP BY grp, target
+        )
+        SELECT coalesce(grp, 'all') AS grp, sum(n)::BIGINT AS images, sum(n_eval)::BIGINT AS evaluated,
+               sum(errors)::BIGINT AS errors,
+               100.0 * sum(top1_hits) / sum(n) AS top1,
+               CASE WHEN (SELECT yes FROM real_mode) THEN 100.0 * sum(real_hits) / nullif(sum(real_n), 0) END
+                   AS real_accuracy,
+               100.0 * avg(ok) AS mla, 100.0 * avg(ok_minor) AS mla_minor, 100.0 * avg(ok_expl) AS mla_explainable
+        FROM per_class GROUP BY GROUPING SETS ((), (grp))
+        ORDER BY grp IS NOT NULL, grp
+    """
+    params = {
+        "model": model_id, "dataset": dataset, "non_errors": list(_NON_ERRORS),
+        "correct": _OK["mla"], "minor": _OK["mla_minor"], "explainable": _OK["mla_explainable"],
+    }
+    return _df(con, sql, params).astype({"real_accuracy": "float64"})
+
+
+def composition(con: duckdb.DuckDBPyConnection, model_id: str, *, dataset: str) -> pd.DataFrame:
+    """Errors of a model by group and category: grp, category, errors, portion (of the group's errors)."""
+    _check_text("model_id", model_id)
+    _check_text("dataset", dataset)
+    sql = f"""
+        WITH r AS ({_rows('$model')}),
+        e AS (SELECT grp, category FROM r WHERE evaluated AND NOT list_contains($non_errors, category)),
+        c AS (SELECT coalesce(grp, 'all') AS grp, category, count(*) AS errors
+              FROM e GROUP BY GROUPING SETS ((category), (grp, category)))
+        SELECT grp, category, errors, errors / sum(errors) OVER (PARTITION BY grp) AS portion
+        FROM c ORDER BY grp, category
+    """
+    df = _df(con, sql, {"model": model_id, "dataset": dataset, "non_errors": list(_NON_ERRORS)})
+    order = {c: i for i, c in enumerate(taxonomy.IDS)}
+    return df.sort_values(["grp", "category"], key=lambda s: s.map(order) if s.name == "category" else s,
+                          ignore_index=True)
+
+
+def top_confusions(con: duckdb.DuckDBPyConnection, model_id: str, *, dataset: str,
+                   limit: int | None = 20, offset: int = 0) -> pd.DataFrame:
+    """Most frequent (target → prediction) mistakes of a model: target, prediction, names, category, images."""
+    _check_text("model_id", model_id)
+    _check_text("dataset", dataset)
+    _check_page(limit, offset)
+    sql = f"""
+        WITH r AS ({_rows('$model')}),
+        e AS (SELECT target, prediction, category, count(*) AS images
+              FROM r WHERE evaluated AND NOT list_contains($non_errors, category)
+              GROUP BY ALL)
+        SELECT e.target, t.name AS target_name, e.prediction, p.name AS prediction_name, e.category, e.images
+        FROM e JOIN classes t ON t.class_id = e.target JOIN classes p ON p.class_id = e.prediction
+        ORDER BY e.images DESC, e.target, e.prediction, e.category
+    """ + _page_sql(limit, offset)
+    return _df(con, sql, {"model": model_id, "dataset": dataset, "non_errors": list(_NON_ERRORS)})
+
+
+# --- browse: detail of one error ---------------------------------------------------------------------
+
+
+def error_detail(con: duckdb.DuckDBPyConnection, model_id: str, dataset: str, image_id: int) -> dict | None:
+    """Everything the detail panel shows for one (model, image); None when the model has no such prediction.
+
+    Keys: image_id, file_name, root, target/prediction (id, name, wnid, wordnet_path, superclasses),
+    labels [(id, name)], top5 [(id, name, confidence)], category, reason, expert [(expert, category,
+    severity)], models_same_mistake, models_on_image.
+    """
+    _check_text("model_id", model_id)
+    _check_text("dataset", dataset)
+    if not isinstance(image_id, int) or image_id < 0:
+        raise ValueError(f"image_id={image_id!r} must be an integer >= 0")
+    params = {"model": model_id, "dataset": dataset, "image": image_id}
+    row = con.execute("""
+        SELECT i.image_id, i.file_name, d.root, i.target, i.labels, i.evaluated, p.prediction, p.top5,
+               p.confidence, p.top5_confidence, c.category, c.reason
+        FROM predictions p
+        JOIN images i ON i.dataset = p.dataset AND i.image_id = p.image_id
+        LEFT JOIN datasets d ON d.dataset = p.dataset
+        LEFT JOIN pair_categories c ON c.dataset = p.dataset AND c.image_id = p.image_id AND c.prediction = p.prediction
+        WHERE p.model_id = $model AND p.dataset = $dataset AND p.image_id = $image
+    """, params).fetchone()
+    if row is None:
+        return None
+    (image, file_name, root, target, labels, evaluated, prediction, top5, confidence, top5_conf,
+     category, reason) = row
+    ids = sorted({int(target), int(prediction), *(labels or []), *(top5 or [])})
+    info = {
+        r[0]: {"id": r[0], "name": r[1], "wnid": r[2], "wordnet_path": list(r[3] or []), "superclasses": list(r[4] or [])}
+        for r in con.execute("""
+            SELECT cl.class_id, cl.name, cl.wnid, cl.wordnet_path,
+                   list(s.name ORDER BY s.name) FILTER (WHERE s.name IS NOT NULL)
+            FROM classes cl
+            LEFT JOIN class_superclasses cs ON cs.class_id = cl.class_id
+            LEFT JOIN superclasses s ON s.superclass_id = cs.superclass_id
+            WHERE list_contains($ids, cl.class_id)
+            GROUP BY ALL
+        """, {"ids": ids}).fetchall()
+    }
+    counts = con.execute("""
+        SELECT count(DISTINCT model_id) FILTER (WHERE prediction = $prediction), count(DISTINCT model_id)
+        FROM predictions WHERE dataset = $dataset AND image_id = $image
+    """, {"dataset": dataset, "image": image_id, "prediction": prediction}).fetchone()
+    expert = con.execute("""
+        SELECT expert, category, severity FROM expert_labels
+        WHERE $dataset = 'imagenet-val' AND image_id = $image AND prediction = $prediction ORDER BY expert
+    """, {"dataset": dataset, "image": image_id, "prediction": prediction}).fetchall()
+    top5_conf = list(top5_conf or [])
+    return {
+        "model_id": model_id, "dataset": dataset, "image_id": int(image), "file_name": file_name, "root": root,
+        "target": info[int(target)], "prediction": info[int(prediction)], "evaluated": bool(evaluated),
+        "labels": [(int(l), info[int(l)]["name"]) for l in (labels or [])],
+        "top5": [(int(c), info[int(c)]["name"], float(top5_conf[k]) if k < len(top5_conf) else None)
+                 for k, c in enumerate(top5 or [])],
+        "confidence": None if confidence is None else float(confidence),
+        "category": category or ("correct" if prediction == target else "unclassified"), "reason": reason or "",
+        "expert": [{"expert": e, "category": c, "severity": s} for e, c, s in expert],
+        "models_same_mistake": int(counts[0]), "models_on_image": int(counts[1]),
+    }
+
+
+# --- compare two models ------------------------------------------------------------------------------
+
+
+_PAIR_ROWS = f"""
+    WITH a AS ({_rows('$model_a')}), b AS ({_rows('$model_b')})
+    SELECT a.image_id, a.target, a.evaluated, a.prediction AS prediction_a, a.category AS category_a,
+           b.prediction AS prediction_b, b.category AS category_b
+    FROM a JOIN b USING (image_id)
+"""
+
+
+def _check_pair(model_a, model_b, dataset) -> None:
+    _check_text("model_a", model_a)
+    _check_text("model_b", model_b)
+    _check_text("dataset", dataset)
+
+
+def transition_matrix(con: duckdb.DuckDBPyConnection, model_a: str, model_b: str, *, dataset: str) -> pd.DataFrame:
+    """Category under A × category under B over the evaluated images both models predicted: long form."""
+    _check_pair(model_a, model_b, dataset)
+    sql = f"""
+        WITH pairs AS ({_PAIR_ROWS})
+        SELECT category_a, category_b, count(*) AS images FROM pairs WHERE evaluated GROUP BY ALL
+        ORDER BY category_a, category_b
+    """
+    return _df(con, sql, {"model_a": model_a, "model_b": model_b, "dataset": dataset})
+
+
+def _compare_where(kind: str) -> str:
+    return {
+        "only_a": "prediction_a <> target AND prediction_b = target",
+        "only_b": "prediction_b <> target AND prediction_a = target",
+        "both_different": "prediction_a <> target AND prediction_b <> target AND prediction_a <> prediction_b",
+        "cell": "category_a = $category_a AND category_b = $category_b",
+    }[kind]
+
+
+def _check_kind(kind, category_a, category_b) -> dict:
+    if kind not in COMPARE_KINDS:
+        raise ValueError(f"kind={kind!r} is unknown; choose one of {COMPARE_KINDS}")
+    if kind == "cell":
+        if not category_a or not category_b:
+            raise ValueError("kind='cell' needs category_a and category_b, e.g. category_a='correct'")
+        return {"category_a": category_a, "category_b": category_b}
+    return {}
+
+
+def compare_images(con: duckdb.DuckDBPyConnection, model_a: str, model_b: str, *, dataset: str, kind: str,
+                   category_a: str | None = None, category_b: str | None = None,
+                   limit: int | None = 50, offset: int = 0) -> pd.DataFrame:
+    """Evaluated images where A and B differ (`kind`: only_a, only_b, both_different) or of one matrix cell.
+
+    Columns: image_id, file_name, target (+name), prediction_a/b (+names), category_a/b; by image_id.
+    """
+    _check_pair(model_a, model_b, dataset)
+    _check_page(limit, offset)
+    extra = _check_kind(kind, category_a, category_b)
+    sql = f"""
+        WITH pairs AS ({_PAIR_ROWS}),
+        sel AS (SELECT * FROM pairs WHERE evaluated AND {_compare_where(kind)} ORDER BY image_id{_page_sql(limit, offset)})
+        SELECT p.image_id, i.file_name, p.target, t.name AS target_name,
+               p.prediction_a, pa.name AS prediction_a_name, p.category_a,
+               p.prediction_b, pb.name AS prediction_b_name, p.category_b
+        FROM sel p
+        JOIN images i ON i.dataset = $dataset AND i.image_id = p.image_id
+        JOIN classes t ON t.class_id = p.target
+        JOIN classes pa ON pa.class_id = p.prediction_a
+        JOIN classes pb ON pb.class_id = p.prediction_b
+        ORDER BY p.image_id
+    """
+    return _df(con, sql, {"model_a": model_a, "model_b": model_b, "dataset": dataset, **extra})
+
+
+def compare_counts(con: duckdb.DuckDBPyConnection, model_a: str, model_b: str, *, dataset: str) -> dict:
+    """How many evaluated images only A, only B, or both (differently) get wrong, and how many both predicted."""
+    _check_pair(model_a, model_b, dataset)
+    sql = f"""
+        WITH pairs AS ({_PAIR_ROWS})
+        SELECT count(*) FILTER (WHERE {_compare_where('only_a')}),
+               count(*) FILTER (WHERE {_compare_where('only_b')}),
+               count(*) FILTER (WHERE {_compare_where('both_different')}),
+               count(*)
+        FROM pairs WHERE evaluated
+    """
+    row = con.execute(sql, {"model_a": model_a, "model_b": model_b, "dataset": dataset}).fetchone()
+    return {"only_a": row[0], "only_b": row[1], "both_different": row[2], "shared_images": row[3]}
+
+
+# --- model zoo -----------------------------------------------------------------------------------------
+
+
+def zoo_points(con: duckdb.DuckDBPyConnection, *, category: str, x: str = "mla", grp: str = "all",
+               dataset: str = "imagenet-val") -> pd.DataFrame:
+    """One point per model: the paper's 962 (imagenet stats) and every stored model on `dataset`.
+
+    Columns: model_id, source ('paper' | 'stored'), training_data, family, x (MLA or top-1, percent),
+    portion (of the model's errors that are `category`), errors.
+    """
+    if x not in ZOO_X:
+        raise ValueError(f"x={x!r} is unknown; choose one of {ZOO_X}")
+    if grp not in ("all", *GROUPS):
+        raise ValueError(f"grp={grp!r} is unknown; choose one of {('all', *GROUPS)}")
+    if category not in taxonomy.ERROR_IDS:
+        raise ValueError(f"category={category!r} is not an error category; choose one of {taxonomy.ERROR_IDS}")
+    count_column = f"count_{category}"  # validated category id above: a known column name
+    paper = _df(con, f"""
+        SELECT model_dir_id AS model_id, 'paper' AS source, training_data, arch_family AS family,
+               CASE WHEN $x = 'mla' THEN mla ELSE top1 END AS x,
+               {count_column} / nullif(num_errors, 0) AS portion, num_errors AS errors
+        FROM paper_model_stats WHERE dataset = 'imagenet' AND grp = $grp
+        ORDER BY model_id
+    """, {"x": x, "grp": grp})
+    stored = _stored_zoo_points(con, category=category, x=x, grp=grp, dataset=dataset)
+    return pd.concat([paper, stored], ignore_index=True)
+
+
+def _stored_zoo_points(con, *, category: str, x: str, grp: str, dataset: str) -> pd.DataFrame:
+    # Models that predicted every evaluated image share the per-class totals n_c, so their MLA is a weighted
+    # sum over their mistakes only: 1 - (1/C) * sum over not-ok rows of 1/n_c (no per-class grouping of all
+    # rows). Models with partial coverage (limited runs) get the exact per-class average over their rows.
+    sql = """
+        WITH i AS (
+            SELECT im.image_id, im.target, im.evaluated FROM images im JOIN classes cl ON cl.class_id = im.target
+            WHERE im.dataset = $dataset AND ($grp = 'all' OR cl.grp = $grp)
+        ),
+        n AS (SELECT target, count(*) AS n FROM i WHERE evaluated GROUP BY target),
+        pc AS (SELECT image_id, prediction, category FROM pair_categories WHERE dataset = $dataset),
+        cover AS (
+            SELECT p.model_id, count(*) AS images, count(*) FILTER (WHERE i.evaluated) AS evaluated,
+                   sum((p.prediction = i.target)::INT) AS hits
+            FROM predictions p JOIN i USING (image_id) WHERE p.dataset = $dataset GROUP BY p.model_id
+        ),
+        complete AS (SELECT model_id FROM cover WHERE evaluated = (SELECT sum(n) FROM n)),
+        wrong AS (
+            SELECT p.model_id, i.target, coalesce(pc.category, 'unclassified') AS category
+            FROM predictions p JOIN i USING (image_id)
+            LEFT JOIN pc ON pc.image_id = p.image_id AND pc.prediction = p.prediction
+            WHERE p.dataset = $dataset AND i.evaluated AND p.prediction <> i.target
+        ),
+        err AS (
+            SELECT w.model_id, count(*) FILTER (WHERE NOT list_contains($non_errors, category)) AS errors,
+                   count(*) FILTER (WHERE category = $category) AS in_category,
+                   sum(1.0 / n.n) FILTER (WHERE NOT list_contains($correct, category)) AS miss
+            FROM wrong w JOIN n USING (target) GROUP BY w.model_id
+        ),
+        partial_class AS (
+            SELECT p.model_id, i.target,
+                   avg(list_contains($correct, CASE WHEN p.prediction = i.target THEN 'correct'
+                                                    ELSE coalesce(pc.category, 'unclassified') END)::INT) AS ok
+            FROM predictions p JOIN i USING (image_id)
+            LEFT JOIN pc ON pc.image_id = p.image_id AND pc.prediction = p.prediction
+            WHERE p.dataset = $dataset AND i.evaluated AND p.model_id NOT IN (SELECT model_id FROM complete)
+            GROUP BY ALL
+        ),
+        partial AS (SELECT model_id, avg(ok) AS mla FROM partial_class GROUP BY model_id)
+        SELECT c.model_id, 'stored' AS source, m.training_data, m.family,
+               100.0 * CASE WHEN $x = 'mla'
+                            THEN coalesce(pa.mla, 1 - coalesce(e.miss, 0) / (SELECT count(*) FROM n))
+                            ELSE c.hits / c.images END AS x,
+               e.in_category / nullif(e.errors, 0) AS portion, coalesce(e.errors, 0)::INTEGER AS errors
+        FROM cover c JOIN models m USING (model_id) LEFT JOIN err e USING (model_id) LEFT JOIN partial pa USING (model_id)
+        ORDER BY c.model_id
+    """
+    return _df(con, sql, {"dataset": dataset, "grp": grp, "x": x, "category": category,
+                          "correct": _OK["mla"], "non_errors": list(_NON_ERRORS)})
+
+
+def superclass_confusions(con: duckdb.DuckDBPyConnection, model_id: str, *, dataset: str,
+                          same_superclass: bool = False, limit: int | None = 20, offset: int = 0) -> pd.DataFrame:
+    """A model's mistakes rolled up the superclasses: which (target superclass → predicted superclass) pairs
+    are confused most. Columns: target_superclass, prediction_superclass, errors.
+
+    Each error counts once per pair of superclasses holding its target and its prediction; classes in no
+    superclass count under '(none)'. `same_superclass=False` drops pairs of one superclass with itself.
+    """
+    _check_text("model_id", model_id)
+    _check_text("dataset", dataset)
+    _check_page(limit, offset)
+    sql = f"""
+        WITH r AS ({_rows('$model')}),
+        e AS (SELECT image_id, target, prediction FROM r WHERE evaluated AND NOT list_contains($non_errors, category)),
+        sc AS (SELECT cs.class_id, s.name FROM class_superclasses cs JOIN superclasses s USING (superclass_id)),
+        rolled AS (
+            SELECT e.image_id, coalesce(st.name, '(none)') AS target_superclass,
+                   coalesce(sp.name, '(none)') AS prediction_superclass
+            FROM e LEFT JOIN sc st ON st.class_id = e.target LEFT JOIN sc sp ON sp.class_id = e.prediction
+        )
+        SELECT target_superclass, prediction_superclass, count(*) AS errors
+        FROM rolled WHERE $same OR target_superclass <> prediction_superclass
+        GROUP BY ALL ORDER BY errors DESC, target_superclass, prediction_superclass
+    """ + _page_sql(limit, offset)
+    return _df(con, sql, {"model": model_id, "dataset": dataset, "same": bool(same_superclass),
+                          "non_errors": list(_NON_ERRORS)})
+
+
+def dataset_roots(con: duckdb.DuckDBPyConnection) -> dict[str, str | None]:
+    """Where each dataset's image files are (`datasets.root`, None when unknown)."""
+    return dict(con.execute("SELECT dataset, root FROM datasets ORDER BY dataset").fetchall())

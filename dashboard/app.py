@@ -1,0 +1,65 @@
+"""ImageNet error atlas dashboard: `streamlit run dashboard/app.py` (store: `IMAGENET_ERRORS_DB` or data/errors.duckdb)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the path
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import db, state  # noqa: E402
+
+PAGES = Path(__file__).resolve().parent / "app_pages"
+
+st.set_page_config(page_title="ImageNet error atlas", page_icon=":material/travel_explore:", layout="wide")
+
+pages = [
+    st.Page(PAGES / "overview.py", title="Overview", icon=":material/insights:", url_path="overview", default=True),
+    st.Page(PAGES / "browse.py", title="Browse errors", icon=":material/photo_library:", url_path="browse"),
+    st.Page(PAGES / "compare.py", title="Compare models", icon=":material/compare:", url_path="compare"),
+    st.Page(PAGES / "experts.py", title="Experts", icon=":material/groups:", url_path="experts"),
+    st.Page(PAGES / "zoo.py", title="Model zoo", icon=":material/scatter_plot:", url_path="zoo"),
+    st.Page(PAGES / "run.py", title="Run a model", icon=":material/play_circle:", url_path="run"),
+]
+page = st.navigation(pages)
+state.begin_run()
+
+
+def _store_ready() -> bool:
+    """Draw the sidebar filters; False (with a message) when the store is missing, unreadable or empty."""
+    path = db.store_path()
+    if not path.is_file():
+        st.error(f"No store at `{path}`. Create one with `python -m analysis build`, then add predictions with "
+                 "`python -m analysis predict --model efficientnet-lite0 --dataset samples` (or use the Run page), "
+                 "or point `IMAGENET_ERRORS_DB` at an existing store.", icon=":material/database:")
+        return False
+    try:
+        datasets = db.view("datasets")
+        catalogue = db.view("models")
+        superclasses = db.view("superclass_options")
+        families = db.view("family_options")
+    except Exception as exc:  # a locked, corrupt or foreign file: say so instead of a traceback
+        st.error(f"Cannot read the store `{path}`: {exc}", icon=":material/database:")
+        return False
+    if not datasets:
+        st.info(f"The store `{path}` holds no predictions yet. Run a model on the Run page or with "
+                "`python -m analysis predict --model efficientnet-lite0 --dataset samples`.", icon=":material/info:")
+        return False
+    dataset = st.session_state.get(state.FILTER_KEYS["dataset"]) or datasets[0]
+    on_dataset = catalogue[catalogue["dataset"] == (dataset if dataset in datasets else datasets[0])]
+    state.sidebar_filter(
+        datasets, on_dataset["model_id"].tolist(),
+        dict(zip(superclasses["superclass_id"], superclasses["name"])), families, max_models=len(on_dataset),
+    )
+    st.sidebar.caption(f"store: `{path.name}` · {catalogue['model_id'].nunique()} models")
+    return True
+
+
+st.session_state["store_ready"] = _store_ready()
+if st.session_state["store_ready"] or page.url_path == "run":
+    page.run()
+state.end_run()

@@ -1,0 +1,1 @@
+"""The dashboard's pages, registered by `dashboard/app.py` through `st.navigation`."""

@@ -1,0 +1,105 @@
+"""Compare models: two models' metrics side by side, their category transition matrix and where they differ."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from analysis import taxonomy
+from dashboard import db, state, widgets
+
+SHOWN_ROWS = 500
+KINDS = {"only_a": "Only A wrong", "only_b": "Only B wrong", "both_different": "Both wrong, differently"}
+
+flt = state.current_filter()
+st.title("Compare models")
+catalogue = db.view("models")
+models = catalogue.loc[catalogue["dataset"] == flt.dataset, "model_id"].tolist()
+if len(models) < 2:
+    widgets.empty(f"Comparing needs two models with predictions on `{flt.dataset}`; this store has "
+                  f"{len(models)}. Run another model on the Run page.")
+    st.stop()
+preferred = [m for m in flt.models if m in models] + [m for m in models if m not in flt.models]
+cols = st.columns(2)
+with cols[0]:
+    if st.session_state.get("cmp_a") not in models:
+        st.session_state["cmp_a"] = preferred[0]
+    model_a = state.selectbox("Model A", models, key="cmp_a", url="a")
+with cols[1]:
+    if st.session_state.get("cmp_b") not in models:
+        st.session_state["cmp_b"] = next(m for m in preferred if m != model_a)
+    model_b = state.selectbox("Model B", models, key="cmp_b", url="b")
+if model_a == model_b:
+    widgets.empty("Choose two different models.")
+    st.stop()
+
+for col, model, tag in ((cols[0], model_a, "A"), (cols[1], model_b, "B")):
+    with col:
+        metrics = db.view("model_metrics", model, dataset=flt.dataset)
+        row = metrics[metrics["grp"] == "all"].iloc[0]
+        inner = st.columns(3)
+        for c, (name, label) in zip(inner + inner[:2], (("top1", "Top-1"), ("real_accuracy", "ReaL"), ("mla", "MLA"),
+                                                        ("mla_minor", "MLA+minor"),
+                                                        ("mla_explainable", "MLA+explainable"))):
+            c.metric(f"{label} ({tag})", "n/a" if row[name] != row[name] else f"{row[name]:.2f}%")
+
+st.subheader("Category transition matrix (evaluated images both models predicted)")
+matrix = db.view("transition_matrix", model_a, model_b, dataset=flt.dataset)
+if matrix.empty:
+    widgets.empty("The two models share no evaluated images on this dataset.")
+    st.stop()
+order = [c for c in taxonomy.IDS if c in set(matrix["category_a"]) | set(matrix["category_b"])]
+names = [taxonomy.NAMES.get(c, c) for c in order]
+# A heatmap drawn as square markers: scatter points can be clicked (selected), heatmap cells cannot.
+ia, ib = [order.index(c) for c in matrix["category_a"]], [order.index(c) for c in matrix["category_b"]]
+fig = go.Figure(go.Scatter(
+    x=[names[i] for i in ib], y=[names[i] for i in ia], mode="markers+text", text=matrix["images"],
+    marker=dict(symbol="square", size=52, color=matrix["images"] ** 0.5, colorscale="Blues", line=dict(width=1)),
+    customdata=[f"{a}|{b}" for a, b in zip(matrix["category_a"], matrix["category_b"])],
+    hovertemplate="A: %{y}<br>B: %{x}<br>%{text} images<extra></extra>",
+))
+fig.update_layout(xaxis=dict(title=f"category under B ({model_b})", categoryorder="array", categoryarray=names),
+                  yaxis=dict(title=f"category under A ({model_a})", categoryorder="array",
+                             categoryarray=names[::-1]),
+                  height=120 + 70 * len(order), margin=dict(t=10, b=10), clickmode="event+select")
+event = st.plotly_chart(fig, key="cmp_matrix_chart", on_select="rerun", selection_mode="points")
+# the cells where the models disagree first, the agreeing ones (largest first) after
+cells = [f"{a}|{b}" for a, b, _ in sorted(zip(matrix["category_a"], matrix["category_b"], matrix["images"]),
+                                          key=lambda r: (r[0] == r[1], -r[2]))]
+points = event.selection.points if event is not None and hasattr(event, "selection") else []
+if points and points[0].get("customdata") in cells and points[0]["customdata"] != st.session_state.get("_cmp_clicked"):
+    st.session_state["cmp_cell"] = st.session_state["_cmp_clicked"] = points[0]["customdata"]
+cell_label = {c: f"{taxonomy.NAMES.get(c.split('|')[0])} → {taxonomy.NAMES.get(c.split('|')[1])} "
+                 f"({int(matrix.loc[(matrix.category_a == c.split('|')[0]) & (matrix.category_b == c.split('|')[1]), 'images'].iloc[0])})"
+              for c in cells}
+cell = state.selectbox("Show the images of a cell (A → B), or click a cell", cells, key="cmp_cell", url="cell",
+                       format_func=cell_label.get, index=None, placeholder="choose a cell")
+widgets.csv_download("Matrix CSV", lambda: db.uncached("views", "transition_matrix", model_a, model_b,
+                                                       dataset=flt.dataset),
+                     file_name=f"transitions_{model_a}_vs_{model_b}.csv", key="cmp_matrix_csv")
+
+
+def _listing(kind: str, key: str, **cell_args) -> None:
+    frame = db.view("compare_images", model_a, model_b, dataset=flt.dataset, kind=kind, limit=SHOWN_ROWS, **cell_args)
+    if frame.empty:
+        widgets.empty("No images.")
+        return
+    st.dataframe(frame.assign(category_a=frame["category_a"].map(widgets.category_label),
+                              category_b=frame["category_b"].map(widgets.category_label)),
+                 hide_index=True, key=f"{key}_table")
+    widgets.csv_download("CSV (all rows)", lambda: db.uncached("views", "compare_images", model_a, model_b,
+                                                               dataset=flt.dataset, kind=kind, limit=None, **cell_args),
+                         file_name=f"{kind}_{model_a}_vs_{model_b}.csv", key=f"{key}_csv")
+
+
+if cell:
+    category_a, category_b = cell.split("|")
+    st.markdown(f"**Images: {cell_label[cell]}** (first {SHOWN_ROWS} shown; the CSV has all)")
+    _listing("cell", "cmp_cell_list", category_a=category_a, category_b=category_b)
+
+st.subheader("Where they differ")
+counts = db.view("compare_counts", model_a, model_b, dataset=flt.dataset)
+tabs = st.tabs([f"{label} ({counts[kind]})" for kind, label in KINDS.items()])
+for tab, kind in zip(tabs, KINDS):
+    with tab:
+        _listing(kind, f"cmp_{kind}")

@@ -1,0 +1,241 @@
+"""Every dashboard page through Streamlit's AppTest on a small real store (EfficientNet-Lite0/1 on sample images)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analysis import agreement, export, metrics, store, views
+from analysis.filters import ErrorFilter
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "dashboard" / "app.py"
+DATASET = "samples"
+
+
+def _cli_store(folder: Path) -> Path:
+    """Build a small real store with the CLI (used only when conftest's `small_store` is not available)."""
+    path = folder / "small.duckdb"
+    commands = [["build", "--db", str(path)]] + [
+        ["predict", "--model", m, "--dataset", "samples", "--limit", "50", "--device", "cpu", "--db", str(path)]
+        for m in ("efficientnet-lite0", "efficientnet-lite1")]
+    for command in commands:
+        subprocess.run([sys.executable, "-m", "analysis", *command], check=True, cwd=ROOT, capture_output=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def db(request, tmp_path_factory, monkeypatch_module) -> Path:
+    """The shared small real store (EfficientNet-Lite0/1 on 50 sample images), opened through IMAGENET_ERRORS_DB."""
+    try:
+        path = Path(request.getfixturevalue("small_store"))
+    except pytest.FixtureLookupError:
+        path = _cli_store(tmp_path_factory.mktemp("dashboard_store"))
+    monkeypatch_module.setenv("IMAGENET_ERRORS_DB", str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+@pytest.fixture
+def con(db):
+    connection = store.connect(db, read_only=True)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(scope="module")
+def model_ids(db) -> list[str]:
+    with store.connect(db, read_only=True) as connection:
+        ids = views.models(connection).query("dataset == @DATASET")["model_id"].tolist()
+    assert len(ids) >= 2, "the small store must hold two models on the sample images"
+    return ids
+
+
+def _app(page: str | None = None, *, query: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    if query:
+        at.query_params.update(query)
+    at.run()
+    if page:
+        at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _metric(at: AppTest, label: str) -> str:
+    values = [m.value for m in at.metric if m.label == label]
+    assert values, f"no metric {label!r} among {[m.label for m in at.metric]}"
+    return values[0]
+
+
+def _pct(value: float) -> str:
+    return "n/a" if np.isnan(value) else f"{value:.2f}%"
+
+
+def _expected_metrics(con, model_id: str):
+    """The model's metrics computed by analysis.metrics from the store's rows (not through views)."""
+    rows = con.execute("""
+        SELECT p.image_id, p.prediction, c.category FROM predictions p
+        JOIN pair_categories c ON c.dataset = p.dataset AND c.image_id = p.image_id AND c.prediction = p.prediction
+        WHERE p.model_id = ? AND p.dataset = ? ORDER BY p.image_id
+    """, [model_id, DATASET]).df()
+    table = metrics.model_metrics(rows["image_id"].to_numpy(), rows["prediction"].to_numpy(),
+                                  rows["category"].tolist(), store.labelset_for(con, DATASET))
+    return table.set_index("grp")
+
+
+def test_overview_metrics_equal_the_metrics_module(db, con, model_ids):
+    at = _app()
+    assert at.selectbox(key="ov_model").value == model_ids[0]
+    expected = _expected_metrics(con, model_ids[0]).loc["all"]
+    assert _metric(at, "Top-1") == _pct(expected["top1"])
+    assert _metric(at, "ReaL accuracy") == _pct(expected["real_accuracy"])  # n/a: samples have no ReaL labels
+    assert _metric(at, "MLA") == _pct(expected["mla"])
+    assert _metric(at, "MLA + minor") == _pct(expected["mla_minor"])
+    assert _metric(at, "MLA + explainable") == _pct(expected["mla_explainable"])
+    # the per-group table: one row per group present plus 'all'; errors match the metrics module
+    table = at.dataframe[0].value.set_index("grp")
+    assert table.loc["all", "errors"] == expected["errors"]
+    # most frequent confusions: every distinct (target, prediction, category) error, at most 25 rows
+    confusions = at.dataframe[1].value
+    errors = con.execute("""
+        SELECT count(*) FROM (SELECT DISTINCT i.target, p.prediction, c.category FROM predictions p
+        JOIN images i USING (dataset, image_id)
+        JOIN pair_categories c ON c.dataset = p.dataset AND c.image_id = p.image_id AND c.prediction = p.prediction
+        WHERE p.model_id = ? AND p.dataset = ? AND c.category NOT IN ('correct', 'not_evaluated'))
+    """, [model_ids[0], DATASET]).fetchone()[0]
+    assert len(confusions) == min(25, errors)
+    assert at.get("plotly_chart"), "the composition chart is drawn"
+
+
+def test_overview_follows_the_model_selector(db, con, model_ids):
+    at = _app()
+    at.selectbox(key="ov_model").select(model_ids[1]).run()
+    assert _metric(at, "Top-1") == _pct(_expected_metrics(con, model_ids[1]).loc["all", "top1"])
+    assert at.query_params["model"] == model_ids[1]
+
+
+def test_browse_grid_detail_and_filters(db, con, model_ids):
+    at = _app("browse")
+    flt = ErrorFilter(dataset=DATASET)
+    total = export.count_errors(con, flt)
+    assert total > 0
+    assert any(f"**{total:,}** errors match" in m.value for m in at.markdown)
+    details = [b for b in at.button if b.key and b.key.startswith("br_open_")]
+    assert len(details) == min(12, total)
+    first = export.errors_frame(con, flt, limit=1).iloc[0]
+    details[0].click().run()
+    assert not at.exception
+    heading = [s.value for s in at.subheader]
+    assert f"{first['file_name']}: {first['target_name']} → {first['prediction_name']}" in heading
+    shown = " ".join(m.value for m in at.markdown)
+    assert "WordNet path of the target" in shown and "Same mistake" in shown
+    assert at.query_params["detail"] == f"{first['model_id']}|{first['image_id']}"
+
+    # narrow by model and category: the count is the export's count for the same filter
+    at.multiselect(key="flt_models").set_value([model_ids[0]]).run()
+    at.multiselect(key="flt_categories").set_value(["model_failure"]).run()
+    narrowed = export.count_errors(con, ErrorFilter(dataset=DATASET, models=(model_ids[0],),
+                                                    categories=("model_failure",)))
+    if narrowed:
+        assert any(f"**{narrowed:,}** errors match" in m.value for m in at.markdown)
+    else:
+        assert any("No errors match" in i.value for i in at.info)
+    assert at.query_params["models"] == model_ids[0]
+    assert at.query_params["categories"] == "model_failure"
+
+
+def test_browse_empty_result_says_so(db):
+    at = _app("browse", query={"class_search": "no such class zzz"})
+    assert at.text_input(key="flt_class_search").value == "no such class zzz"
+    assert any("No errors match" in i.value for i in at.info)
+
+
+def test_url_reopens_the_same_view(db, model_ids):
+    at = _app("browse")
+    at.multiselect(key="flt_models").set_value([model_ids[1]]).run()
+    at.number_input(key="flt_min_models").set_value(2).run()
+    params = dict(at.query_params)
+    again = _app("browse", query=params)
+    assert again.multiselect(key="flt_models").value == [model_ids[1]]
+    assert again.number_input(key="flt_min_models").value == 2
+    assert [m.value for m in again.markdown if "errors match" in m.value] == \
+        [m.value for m in at.markdown if "errors match" in m.value]
+
+
+def test_compare_matrix_and_listings(db, con, model_ids):
+    at = _app("compare")
+    a, b = at.selectbox(key="cmp_a").value, at.selectbox(key="cmp_b").value
+    assert {a, b} == set(model_ids[:2])
+    matrix = views.transition_matrix(con, a, b, dataset=DATASET)
+    both = con.execute("""SELECT count(*) FROM predictions p JOIN predictions q USING (dataset, image_id)
+                          JOIN images i USING (dataset, image_id)
+                          WHERE p.model_id = ? AND q.model_id = ? AND p.dataset = ? AND i.evaluated""",
+                       [a, b, DATASET]).fetchone()[0]
+    assert matrix["images"].sum() == both
+    counts = views.compare_counts(con, a, b, dataset=DATASET)
+    assert [t.label for t in at.tabs] == [f"Only A wrong ({counts['only_a']})", f"Only B wrong ({counts['only_b']})",
+                                          f"Both wrong, differently ({counts['both_different']})"]
+    # choose the largest off-diagonal cell: its listing has exactly that many images
+    off = matrix[matrix["category_a"] != matrix["category_b"]].sort_values("images", ascending=False)
+    cell = off.iloc[0] if len(off) else matrix.iloc[0]
+    at.selectbox(key="cmp_cell").select(f"{cell['category_a']}|{cell['category_b']}").run()
+    assert not at.exception
+    listed = [d.value for d in at.dataframe if "category_a" in d.value.columns]
+    assert len(listed[0]) == min(500, cell["images"])
+    assert at.query_params["cell"] == f"{cell['category_a']}|{cell['category_b']}"
+
+
+def test_experts_page_matches_agreement_module(db):
+    at = _app("experts")
+    comparison = agreement.compare("vit3b")
+    assert at.selectbox(key="ex_expert").value == "vit3b"
+    assert _metric(at, "Reviewed mistakes") == str(len(comparison))
+    assert _metric(at, "Agreement") == f"{100 * comparison['agree'].mean():.1f}%"
+    assert _metric(at, "Cohen's kappa") == f"{agreement.cohen_kappa(comparison['expert'], comparison['automatic']):.3f}"
+    disagreements = [d.value for d in at.dataframe if "automatic" in d.value.columns]
+    assert len(disagreements[0]) == int((~comparison["agree"]).sum())
+
+
+def test_zoo_page_has_every_paper_and_stored_model(db, con, model_ids):
+    at = _app("zoo")
+    table = [d.value for d in at.dataframe if "portion" in d.value.columns][0]
+    paper = con.execute("SELECT count(*) FROM paper_model_stats WHERE dataset = 'imagenet' AND grp = 'all'").fetchone()[0]
+    assert (table["source"] == "paper").sum() == paper == 962
+    assert sorted(table.loc[table["source"] == "stored", "model_id"]) == sorted(model_ids)
+    for model_id in model_ids:  # a stored model's point is its MLA and fine-grained portion from analysis.metrics
+        point = table[(table["source"] == "stored") & (table["model_id"] == model_id)].iloc[0]
+        expected_metrics = _expected_metrics(con, model_id).loc["all"]
+        assert point["x"] == pytest.approx(expected_metrics["mla"])
+        assert point["portion"] == pytest.approx(expected_metrics["portion_fine_grained"], nan_ok=True)
+    rolled = [d.value for d in at.dataframe if "target_superclass" in d.value.columns]
+    expected = views.superclass_confusions(con, at.selectbox(key="zoo_model").value, dataset=DATASET, limit=20)
+    if len(expected):
+        assert len(rolled[0]) == len(expected)
+
+
+def test_run_page_reports_a_missing_folder(db, tmp_path):
+    at = _app("run")
+    at.radio(key="run_dataset").set_value("folder").run()
+    at.text_input(key="run_folder_folder").input(str(tmp_path / "missing")).run()
+    at.button(key="run_go").click().run()
+    assert not at.exception
+    assert any("missing" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_missing_store_gives_a_message(monkeypatch, tmp_path):
+    monkeypatch.setenv("IMAGENET_ERRORS_DB", str(tmp_path / "none.duckdb"))
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    assert not at.exception
+    assert any("No store at" in e.value for e in at.error)
