@@ -6,6 +6,7 @@ table names read from DuckDB's own catalogue and the fixed names of registered f
 
 from __future__ import annotations
 
+from analysis import taxonomy
 from analysis.filters import ErrorFilter
 
 # --- schema and bookkeeping --------------------------------------------------------------------------
@@ -115,10 +116,7 @@ MODEL_TOP1 = """
 
 MODELS_LIST = """
     WITH counts AS (
-        SELECT p.model_id, p.dataset, count(*) AS n,
-               avg(CASE WHEN p.prediction = i.target THEN 1.0 ELSE 0.0 END) AS top1
-        FROM predictions p JOIN images i ON i.dataset = p.dataset AND i.image_id = p.image_id
-        GROUP BY ALL
+        SELECT model_id, dataset, images AS n, top1_hits / images AS top1 FROM model_summary WHERE grp = 'all'
     )
     SELECT m.model_id, m.source, m.family, m.arch, m.training_data, m.params,
            string_agg(c.dataset, ' ' ORDER BY c.dataset) AS datasets,
@@ -127,6 +125,53 @@ MODELS_LIST = """
     FROM models m LEFT JOIN counts c USING (model_id)
     GROUP BY ALL ORDER BY m.model_id
 """
+
+# --- per-model summary (schema v3) ----------------------------------------------------------------------
+
+# One row per model × dataset × group with the definitions of analysis.metrics.model_metrics: MLA averages the
+# per-image "counts as correct" over the evaluated images of each target class, then over the classes present.
+# A pair not (yet) classified reads as correct when prediction = target, else as unclassified (an error).
+SUMMARY_COUNT_COLUMNS = tuple(f"count_{c}" for c in taxonomy.ERROR_IDS)  # fixed names from the taxonomy
+_SUMMARY_INSERT = """
+    INSERT INTO model_summary
+    WITH r AS (
+        SELECT p.model_id, p.dataset, i.target, cl.grp, i.evaluated, p.prediction = i.target AS top1_hit,
+               len(i.labels) > 0 AS has_real, list_contains(i.labels, p.prediction) AS real_hit,
+               coalesce(c.category, CASE WHEN p.prediction = i.target THEN 'correct' ELSE 'unclassified' END)
+                   AS category
+        FROM predictions p
+        JOIN images i ON i.dataset = p.dataset AND i.image_id = p.image_id
+        JOIN classes cl ON cl.class_id = i.target
+        LEFT JOIN pair_categories c ON c.dataset = p.dataset AND c.image_id = p.image_id AND c.prediction = p.prediction
+        WHERE {where}
+    ),
+    per_class AS (
+        SELECT model_id, dataset, grp, target, count(*) AS n, count(*) FILTER (WHERE evaluated) AS n_eval,
+               count(*) FILTER (WHERE evaluated AND NOT list_contains($non_errors, category)) AS errors,
+               count(*) FILTER (WHERE top1_hit) AS top1_hits, count(*) FILTER (WHERE has_real) AS real_n,
+               count(*) FILTER (WHERE has_real AND real_hit) AS real_hits,
+               avg(list_contains($mla, category)::INT) FILTER (WHERE evaluated) AS ok,
+               avg(list_contains($mla_minor, category)::INT) FILTER (WHERE evaluated) AS ok_minor,
+               avg(list_contains($mla_explainable, category)::INT) FILTER (WHERE evaluated) AS ok_explainable,
+               {per_class_counts}
+        FROM r GROUP BY ALL
+    )
+    -- MLA rounded to 1e-9 percent: parallel sums are order-dependent, a recomputation must give the same bits.
+    SELECT model_id, dataset, coalesce(grp, 'all') AS grp, sum(n), sum(n_eval), sum(errors), sum(top1_hits),
+           sum(real_n), sum(real_hits), round(100 * avg(ok), 9), round(100 * avg(ok_minor), 9),
+           round(100 * avg(ok_explainable), 9), {sums}
+    FROM per_class GROUP BY GROUPING SETS ((model_id, dataset), (model_id, dataset, grp))
+"""
+_SUMMARY_PER_CLASS = ",\n               ".join(
+    f"count(*) FILTER (WHERE evaluated AND category = '{c}') AS count_{c}" for c in taxonomy.ERROR_IDS)
+_SUMMARY_SUMS = ", ".join(f"sum({c})" for c in SUMMARY_COUNT_COLUMNS)
+SUMMARY_INSERT_MODEL = _SUMMARY_INSERT.format(where="p.model_id = $model AND p.dataset = $dataset",
+                                              per_class_counts=_SUMMARY_PER_CLASS, sums=_SUMMARY_SUMS)
+SUMMARY_INSERT_ALL = _SUMMARY_INSERT.format(where="TRUE", per_class_counts=_SUMMARY_PER_CLASS, sums=_SUMMARY_SUMS)
+SUMMARY_PARAMS = {"non_errors": ["correct", "not_evaluated"],
+                  **{name: list(ids) for name, ids in taxonomy.COUNTS_AS_CORRECT.items()}}
+SUMMARY_DELETE_MODEL = "DELETE FROM model_summary WHERE model_id = ? AND dataset = ?"
+SUMMARY_DELETE_ALL = "DELETE FROM model_summary"
 
 # --- runs ----------------------------------------------------------------------------------------------
 
@@ -169,10 +214,10 @@ _ERROR_KEYS = """
     {joins}
     WHERE {where}
 """
-_FILTER_JOINS = {  # filter field -> the join it needs inside the key query
-    "images": "JOIN images i ON i.dataset = p.dataset AND i.image_id = p.image_id",
+_FILTER_JOINS = {  # filter field -> the join it needs inside the key query ({rows}: the alias holding the pair)
+    "images": "JOIN images i ON i.dataset = {rows}.dataset AND i.image_id = {rows}.image_id",
     "target": "JOIN classes tc ON tc.class_id = i.target",
-    "prediction": "JOIN classes pc ON pc.class_id = p.prediction",
+    "prediction": "JOIN classes pc ON pc.class_id = {rows}.prediction",
     "models": "JOIN models m ON m.model_id = p.model_id",
 }
 _ERRORS = """
@@ -208,14 +253,18 @@ _KEY_ORDER = " ORDER BY p.model_id, p.dataset, p.image_id"
 _IN_SUPERCLASSES = "(SELECT class_id FROM class_superclasses WHERE list_contains($superclasses, superclass_id))"
 
 
-def error_where(flt: ErrorFilter) -> tuple[str, str, dict]:
-    """(joins, where, params): the filter as the key query's joins and conditions, with named parameters."""
+def error_where(flt: ErrorFilter, *, rows: str = "p") -> tuple[str, str, dict]:
+    """(joins, where, params): the filter as the key query's joins and conditions, with named parameters.
+
+    `rows` is the alias whose dataset, image_id and prediction the conditions read: `p` (predictions) or `c`
+    (pair_categories, when no model or family filter is set).
+    """
     where = ["c.category NOT IN ('correct', 'not_evaluated')", "c.models >= $min_models"]
     params: dict = {"min_models": flt.min_models}
     needs: set[str] = set()
     if flt.dataset:
         params["dataset"] = flt.dataset
-        where.append("p.dataset = $dataset")
+        where.append(f"{rows}.dataset = $dataset")
     if flt.models:
         params["models"] = list(flt.models)
         where.append("list_contains($models, p.model_id)")
@@ -232,13 +281,13 @@ def error_where(flt: ErrorFilter) -> tuple[str, str, dict]:
         needs |= {"images", "target"}
     if flt.superclasses:
         params["superclasses"] = list(flt.superclasses)
-        where.append(f"(i.target IN {_IN_SUPERCLASSES} OR p.prediction IN {_IN_SUPERCLASSES})")
+        where.append(f"(i.target IN {_IN_SUPERCLASSES} OR {rows}.prediction IN {_IN_SUPERCLASSES})")
         needs.add("images")
     if flt.class_search:
         params["class_search"] = flt.class_search.lower()
         where.append("(contains(lower(tc.name), $class_search) OR contains(lower(pc.name), $class_search))")
         needs |= {"images", "target", "prediction"}
-    joins = "\n    ".join(sql for name, sql in _FILTER_JOINS.items() if name in needs)
+    joins = "\n    ".join(sql.format(rows=rows) for name, sql in _FILTER_JOINS.items() if name in needs)
     return joins, " AND ".join(where), params
 
 
@@ -253,6 +302,10 @@ def errors_sql(flt: ErrorFilter, *, limit: int | None, offset: int) -> tuple[str
 
 
 def count_errors_sql(flt: ErrorFilter) -> tuple[str, dict]:
-    """`SELECT count(*)` over the rows of `errors_sql`."""
-    joins, where, params = error_where(flt)
-    return f"SELECT count(*) FROM ({_ERROR_KEYS.format(joins=joins, where=where)})", params
+    """The number of rows of `errors_sql`: counted over predictions when the filter names models or families,
+    else summed over the pairs (each erroneous pair is one row per model making it, `pair_categories.models`)."""
+    if flt.models or flt.families:
+        joins, where, params = error_where(flt)
+        return f"SELECT count(*) FROM ({_ERROR_KEYS.format(joins=joins, where=where)})", params
+    joins, where, params = error_where(flt, rows="c")
+    return f"SELECT coalesce(sum(c.models), 0) FROM pair_categories c {joins} WHERE {where}", params

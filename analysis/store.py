@@ -2,7 +2,8 @@
 and the atomic write of a model's predictions (DESIGN §5).
 
 Every write of a model is one transaction: its predictions, the categories of its new (image, prediction)
-pairs, the model row and, for a run, the end of the run. A failure anywhere rolls all of it back.
+pairs, its per-model summary, the model row and, for a run, the end of the run. A failure anywhere rolls
+all of it back.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pyarrow as pa
 from analysis import paths, queries
 from analysis.cli import UserError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
 SQL_DIR = Path(__file__).with_name("sql")
 WRITE_MODES = ("new", "replace", "merge")
@@ -153,6 +154,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
             version = 1
         for v in range(version + 1, SCHEMA_VERSION + 1):
             con.execute((SQL_DIR / f"migrate_{v:03d}.sql").read_text())
+            if v == 3:  # the summary of the models already stored (SQL files cannot share queries' statements)
+                refresh_summary(con)
         con.execute(queries.META_SET, ["schema_version", str(SCHEMA_VERSION)])
     return SCHEMA_VERSION
 
@@ -396,8 +399,23 @@ def _classify_incoming(con: duckdb.DuckDBPyConnection, dataset: str, sql: str, p
     return frame.num_rows
 
 
+def refresh_summary(con: duckdb.DuckDBPyConnection, model_id: str | None = None, dataset: str | None = None) -> None:
+    """Recompute `model_summary` for one model on one dataset, or for every stored model when both are None.
+
+    Runs inside the caller's transaction (publish, reclassify, migration, bulk loads such as the benchmark's).
+    """
+    if (model_id is None) != (dataset is None):
+        raise ValueError(f"model_id={model_id!r} and dataset={dataset!r}: pass both (one model) or neither (all)")
+    if model_id is None:
+        con.execute(queries.SUMMARY_DELETE_ALL)
+        con.execute(queries.SUMMARY_INSERT_ALL, queries.SUMMARY_PARAMS)
+    else:
+        con.execute(queries.SUMMARY_DELETE_MODEL, [model_id, dataset])
+        con.execute(queries.SUMMARY_INSERT_MODEL, {**queries.SUMMARY_PARAMS, "model": model_id, "dataset": dataset})
+
+
 def reclassify(con: duckdb.DuckDBPyConnection) -> int:
-    """Classify every stored pair again (inside the caller's transaction); returns the number of pairs."""
+    """Classify every stored pair again, then every model summary (in the caller's transaction); returns the pairs."""
     con.execute(queries.PAIRS_DELETE_ALL)
     total = 0
     for (dataset,) in con.execute(queries.PREDICTED_DATASETS).fetchall():
@@ -407,6 +425,7 @@ def reclassify(con: duckdb.DuckDBPyConnection) -> int:
         con.execute(queries.AFFECTED_CREATE)
         con.execute(queries.AFFECTED_ADD_DATASET, [dataset])
         con.execute(queries.PAIRS_ADJUST, {"dataset": dataset})
+    refresh_summary(con)
     return total
 
 
@@ -456,7 +475,8 @@ def publish_predictions(con: duckdb.DuckDBPyConnection, model: ModelRecord, data
     `rows` from `prediction_table`. `mode`: `new` (error if the model already has predictions there),
     `replace` (drop its previous predictions on the dataset first) or `merge` (replace only the images in
     `rows`: runs, shards, resumes). `images` = (datasets row, images table) registers a new image set in
-    the same transaction; `run_id` marks that run done and drops its staged rows. Returns counts.
+    the same transaction; `run_id` marks that run done and drops its staged rows. The model's summary on
+    `dataset` is recomputed from all its rows there. Returns counts.
     """
     if not isinstance(model, ModelRecord):
         raise TypeError(f"model={model!r} must be an analysis.store.ModelRecord")
@@ -489,6 +509,7 @@ def publish_predictions(con: duckdb.DuckDBPyConnection, model: ModelRecord, data
             con.execute(queries.PREDICTIONS_INSERT, [model.model_id, dataset])
             new_pairs = _classify_incoming(con, dataset, queries.UNCLASSIFIED_PAIRS, [dataset])
             con.execute(queries.PAIRS_ADJUST, {"dataset": dataset})
+        refresh_summary(con, model.model_id, dataset)  # its rows only: other models' pairs keep their categories
         con.execute(queries.MODEL_UPSERT, model.sql_params())
         if run_id is not None:
             con.execute(queries.STAGING_DELETE, [run_id])

@@ -19,8 +19,6 @@ ZOO_X = ("mla", "top1")
 _NON_ERRORS = ("correct", "not_evaluated")
 
 
-_OK = {name: list(ids) for name, ids in taxonomy.COUNTS_AS_CORRECT.items()}  # mla, mla_minor, mla_explainable
-
 # One model's rows on one dataset: image, target, labels, prediction and the pair's category.
 # pair_categories is joined by its full key; a pair not (yet) classified reads as correct/unclassified.
 _MODEL_ROWS = """
@@ -67,17 +65,17 @@ def _df(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) ->
 def models(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Stored models with predictions: model_id, arch, family, training_data, source, dataset, images."""
     return _df(con, """
-        WITH counts AS (SELECT model_id, dataset, count(*) AS images FROM predictions GROUP BY ALL)
-        SELECT m.model_id, m.arch, m.family, m.training_data, m.source, c.dataset, c.images
-        FROM counts c JOIN models m USING (model_id)
-        ORDER BY m.model_id, c.dataset
+        SELECT m.model_id, m.arch, m.family, m.training_data, m.source, s.dataset, s.images
+        FROM model_summary s JOIN models m USING (model_id)
+        WHERE s.grp = 'all'
+        ORDER BY m.model_id, s.dataset
     """)
 
 
 def datasets(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Datasets that hold at least one prediction, most predictions first."""
     rows = con.execute(
-        "SELECT dataset FROM predictions GROUP BY dataset ORDER BY count(*) DESC, dataset"
+        "SELECT dataset FROM model_summary WHERE grp = 'all' GROUP BY dataset ORDER BY sum(images) DESC, dataset"
     ).fetchall()
     return [r[0] for r in rows]
 
@@ -91,7 +89,7 @@ def family_options(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Families of the stored models that have predictions."""
     rows = con.execute("""
         SELECT DISTINCT family FROM models
-        WHERE family IS NOT NULL AND model_id IN (SELECT DISTINCT model_id FROM predictions)
+        WHERE family IS NOT NULL AND model_id IN (SELECT model_id FROM model_summary)
         ORDER BY family
     """).fetchall()
     return [r[0] for r in rows]
@@ -104,40 +102,22 @@ def model_metrics(con: duckdb.DuckDBPyConnection, model_id: str, *, dataset: str
     """One row per group (all, organism, artifact, other) of a model on a dataset, accuracies in percent.
 
     Columns: grp, images, evaluated, errors, top1, real_accuracy (NaN unless the dataset has ReaL labels),
-    mla, mla_minor, mla_explainable — the definitions of `analysis.metrics.model_metrics`: MLA averages
-    per-image correctness over the evaluated images of each target class, then over classes.
+    mla, mla_minor, mla_explainable — read from `model_summary`, which holds the definitions of
+    `analysis.metrics.model_metrics`: MLA averages per-image correctness over the evaluated images of each
+    target class, then over classes.
     """
     _check_text("model_id", model_id)
     _check_text("dataset", dataset)
-    sql = f"""
-        WITH r AS ({_rows('$model')}),
-        real_mode AS (SELECT count(*) > 0 AS yes FROM datasets WHERE dataset = $dataset AND label_mode = 'real'),
-        per_class AS (
-            SELECT grp, target, count(*) AS n,
-                   sum((prediction = target)::INT) AS top1_hits,
-                   count(*) FILTER (WHERE len(labels) > 0) AS real_n,
-                   sum(list_contains(labels, prediction)::INT) FILTER (WHERE len(labels) > 0) AS real_hits,
-                   count(*) FILTER (WHERE evaluated) AS n_eval,
-                   count(*) FILTER (WHERE evaluated AND NOT list_contains($non_errors, category)) AS errors,
-                   avg(list_contains($correct, category)::INT) FILTER (WHERE evaluated) AS ok,
-                   avg(list_contains($minor, category)::INT) FILTER (WHERE evaluated) AS ok_minor,
-                   avg(list_contains($explainable, category)::INT) FILTER (WHERE evaluated) AS ok_expl
-            FROM r GROUP BY grp, target
-        )
-        SELECT coalesce(grp, 'all') AS grp, sum(n)::BIGINT AS images, sum(n_eval)::BIGINT AS evaluated,
-               sum(errors)::BIGINT AS errors,
-               100.0 * sum(top1_hits) / sum(n) AS top1,
-               CASE WHEN (SELECT yes FROM real_mode) THEN 100.0 * sum(real_hits) / nullif(sum(real_n), 0) END
-                   AS real_accuracy,
-               100.0 * avg(ok) AS mla, 100.0 * avg(ok_minor) AS mla_minor, 100.0 * avg(ok_expl) AS mla_explainable
-        FROM per_class GROUP BY GROUPING SETS ((), (grp))
-        ORDER BY grp IS NOT NULL, grp
+    sql = """
+        SELECT s.grp, s.images, s.evaluated, s.errors, 100.0 * s.top1_hits / s.images AS top1,
+               CASE WHEN d.label_mode = 'real' THEN 100.0 * s.real_hits / nullif(s.real_n, 0) END AS real_accuracy,
+               s.mla, s.mla_minor, s.mla_explainable
+        FROM model_summary s LEFT JOIN datasets d ON d.dataset = s.dataset
+        WHERE s.model_id = $model AND s.dataset = $dataset
+        ORDER BY s.grp <> 'all', s.grp
     """
-    params = {
-        "model": model_id, "dataset": dataset, "non_errors": list(_NON_ERRORS),
-        "correct": _OK["mla"], "minor": _OK["mla_minor"], "explainable": _OK["mla_explainable"],
-    }
-    return _df(con, sql, params).astype({"real_accuracy": "float64"})
+    return _df(con, sql, {"model": model_id, "dataset": dataset}).astype(
+        {"real_accuracy": "float64", "mla": "float64", "mla_minor": "float64", "mla_explainable": "float64"})
 
 
 def composition(con: duckdb.DuckDBPyConnection, model_id: str, *, dataset: str) -> pd.DataFrame:
@@ -356,54 +336,15 @@ def zoo_points(con: duckdb.DuckDBPyConnection, *, category: str, x: str = "mla",
 
 
 def _stored_zoo_points(con, *, category: str, x: str, grp: str, dataset: str) -> pd.DataFrame:
-    # Models that predicted every evaluated image share the per-class totals n_c, so their MLA is a weighted
-    # sum over their mistakes only: 1 - (1/C) * sum over not-ok rows of 1/n_c (no per-class grouping of all
-    # rows). Models with partial coverage (limited runs) get the exact per-class average over their rows.
-    sql = """
-        WITH i AS (
-            SELECT im.image_id, im.target, im.evaluated FROM images im JOIN classes cl ON cl.class_id = im.target
-            WHERE im.dataset = $dataset AND ($grp = 'all' OR cl.grp = $grp)
-        ),
-        n AS (SELECT target, count(*) AS n FROM i WHERE evaluated GROUP BY target),
-        pc AS (SELECT image_id, prediction, category FROM pair_categories WHERE dataset = $dataset),
-        cover AS (
-            SELECT p.model_id, count(*) AS images, count(*) FILTER (WHERE i.evaluated) AS evaluated,
-                   sum((p.prediction = i.target)::INT) AS hits
-            FROM predictions p JOIN i USING (image_id) WHERE p.dataset = $dataset GROUP BY p.model_id
-        ),
-        complete AS (SELECT model_id FROM cover WHERE evaluated = (SELECT sum(n) FROM n)),
-        wrong AS (
-            SELECT p.model_id, i.target, coalesce(pc.category, 'unclassified') AS category
-            FROM predictions p JOIN i USING (image_id)
-            LEFT JOIN pc ON pc.image_id = p.image_id AND pc.prediction = p.prediction
-            WHERE p.dataset = $dataset AND i.evaluated AND p.prediction <> i.target
-        ),
-        err AS (
-            SELECT w.model_id, count(*) FILTER (WHERE NOT list_contains($non_errors, category)) AS errors,
-                   count(*) FILTER (WHERE category = $category) AS in_category,
-                   sum(1.0 / n.n) FILTER (WHERE NOT list_contains($correct, category)) AS miss
-            FROM wrong w JOIN n USING (target) GROUP BY w.model_id
-        ),
-        partial_class AS (
-            SELECT p.model_id, i.target,
-                   avg(list_contains($correct, CASE WHEN p.prediction = i.target THEN 'correct'
-                                                    ELSE coalesce(pc.category, 'unclassified') END)::INT) AS ok
-            FROM predictions p JOIN i USING (image_id)
-            LEFT JOIN pc ON pc.image_id = p.image_id AND pc.prediction = p.prediction
-            WHERE p.dataset = $dataset AND i.evaluated AND p.model_id NOT IN (SELECT model_id FROM complete)
-            GROUP BY ALL
-        ),
-        partial AS (SELECT model_id, avg(ok) AS mla FROM partial_class GROUP BY model_id)
-        SELECT c.model_id, 'stored' AS source, m.training_data, m.family,
-               100.0 * CASE WHEN $x = 'mla'
-                            THEN coalesce(pa.mla, 1 - coalesce(e.miss, 0) / (SELECT count(*) FROM n))
-                            ELSE c.hits / c.images END AS x,
-               e.in_category / nullif(e.errors, 0) AS portion, coalesce(e.errors, 0)::INTEGER AS errors
-        FROM cover c JOIN models m USING (model_id) LEFT JOIN err e USING (model_id) LEFT JOIN partial pa USING (model_id)
-        ORDER BY c.model_id
-    """
-    return _df(con, sql, {"dataset": dataset, "grp": grp, "x": x, "category": category,
-                          "correct": _OK["mla"], "non_errors": list(_NON_ERRORS)})
+    count_column = f"count_{category}"  # validated by the caller: a known column name
+    return _df(con, f"""
+        SELECT s.model_id, 'stored' AS source, m.training_data, m.family,
+               CASE WHEN $x = 'mla' THEN s.mla ELSE 100.0 * s.top1_hits / s.images END AS x,
+               s.{count_column} / nullif(s.errors, 0) AS portion, s.errors::INTEGER AS errors
+        FROM model_summary s JOIN models m USING (model_id)
+        WHERE s.dataset = $dataset AND s.grp = $grp
+        ORDER BY s.model_id
+    """, {"dataset": dataset, "grp": grp, "x": x})
 
 
 def superclass_confusions(con: duckdb.DuckDBPyConnection, model_id: str, *, dataset: str,

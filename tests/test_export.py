@@ -69,6 +69,19 @@ def test_each_filter_narrows_as_documented(con, everything):
             .transform("nunique")).all()
 
 
+def test_count_matches_the_rows_for_every_filter(con, everything):
+    # Without a model or family filter the count sums pair_categories.models; with one it counts predictions.
+    superclass = next(s for ids in everything["target_superclasses"] for s in ids)
+    filters = [ErrorFilter(), ErrorFilter(min_models=2), ErrorFilter(min_models=3), ErrorFilter(groups=("artifact",)),
+               ErrorFilter(categories=(everything["category"].iloc[0],)), ErrorFilter(dataset="samples"),
+               ErrorFilter(dataset="imagenet-val"), ErrorFilter(superclasses=(superclass,)),
+               ErrorFilter(class_search=everything["prediction_name"].iloc[0][1:4]),
+               ErrorFilter(models=("efficientnet-lite1",)), ErrorFilter(families=("cnn",), min_models=2)]
+    counts = [export.count_errors(con, flt) for flt in filters]
+    assert counts == [len(export.errors_frame(con, flt)) for flt in filters]
+    assert counts[0] > counts[1] > 0 and counts[6] == 0
+
+
 def test_cli_export_writes_the_download_bytes(small_store, con, tmp_path):
     out = tmp_path / "lite1.csv"
     argv = ["export", str(out), "--db", str(small_store), "--model", "efficientnet-lite1", "--min-models", "2"]

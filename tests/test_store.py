@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from analysis import cli, experts, labelsets, queries, store, superclasses, zoo
+from analysis import cli, experts, labelsets, metrics, queries, store, superclasses, taxonomy, zoo
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,6 +56,7 @@ def test_build_is_idempotent_and_reclassifies_when_knowledge_changes(store_copy)
     # Pretend the classifier's knowledge changed and damage one category: the build must repair it.
     con.execute(queries.META_SET, ["classifier_fingerprint", "stale"])
     con.execute("UPDATE pair_categories SET category = 'model_failure', reason = 'x' WHERE category = 'correct'")
+    con.execute("UPDATE model_summary SET errors = -1")  # the summaries are recomputed with the categories
     con.close()
     store.build(store_copy, progress=False)
     con = store.connect(store_copy, read_only=True)
@@ -71,13 +72,18 @@ def test_migrates_a_version_1_store(tmp_path):
     con = duckdb.connect(str(path))
     con.execute(store.SCHEMA_SQL.read_text())
     con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    con.execute("INSERT INTO classes (class_id, wnid, name, grp) VALUES (3, 'n3', 'c3', 'artifact'), (7, 'n7', 'c7', 'other')")
+    con.execute("INSERT INTO images VALUES ('samples', 3, 'a.jpg', 3, [3], TRUE, FALSE)")
     con.execute("INSERT INTO predictions VALUES ('m', 'samples', 3, 7, NULL, NULL, NULL)")
     con.execute("INSERT INTO pair_categories VALUES ('samples', 3, 7, 'model_failure', 'none')")
     con.close()
     con = store.connect(path)
     try:
-        assert store.schema_version(con) == 2
+        assert store.schema_version(con) == store.SCHEMA_VERSION == 3
         assert con.execute("SELECT models FROM pair_categories").fetchall() == [(1,)]
+        # v3: the models already stored are summarised (one image of group artifact, a model failure)
+        assert con.execute("SELECT grp, images, errors, top1_hits, mla, count_model_failure FROM model_summary "
+                           "ORDER BY grp").fetchall() == [("all", 1, 1, 0, 0.0, 1), ("artifact", 1, 1, 0, 0.0, 1)]
         assert _count(con, "SELECT count(*) FROM prediction_staging") == 0
         assert "shard" in [r[0] for r in con.execute("DESCRIBE runs").fetchall()]
     finally:
@@ -186,3 +192,69 @@ def test_models_command_lists_the_stored_models(small_store, capsys):
     assert list(df["model_id"]) == ["efficientnet-lite0", "efficientnet-lite1"]
     assert list(df["predictions"]) == [50, 50] and list(df["family"]) == ["cnn", "cnn"]
     assert all(p > 4_000_000 for p in df["params"])
+
+
+def _summary(con) -> list[tuple]:
+    return con.execute("SELECT * FROM model_summary ORDER BY model_id, dataset, grp").fetchall()
+
+
+def _metrics_from_rows(con, model_id: str, dataset: str):
+    rows = con.execute("""
+        SELECT p.image_id, p.prediction, c.category FROM predictions p
+        JOIN pair_categories c USING (dataset, image_id, prediction)
+        WHERE p.model_id = ? AND p.dataset = ? ORDER BY p.image_id
+    """, [model_id, dataset]).fetchnumpy()
+    return metrics.model_metrics(rows["image_id"], rows["prediction"], list(rows["category"]),
+                                 store.labelset_for(con, dataset)).set_index("grp")
+
+
+def test_summary_has_the_definitions_of_model_metrics(small_store):
+    con = store.connect(small_store, read_only=True)
+    try:
+        columns = [r[0] for r in con.execute("DESCRIBE model_summary").fetchall()]
+        assert [c for c in columns if c.startswith("count_")] == list(queries.SUMMARY_COUNT_COLUMNS) == [
+            f"count_{c}" for c in taxonomy.ERROR_IDS]
+        summary = con.execute("SELECT * FROM model_summary").df()
+        assert not summary.duplicated(["model_id", "dataset", "grp"]).any()
+        assert sorted(summary["model_id"].unique()) == ["efficientnet-lite0", "efficientnet-lite1"]
+        for model_id in ("efficientnet-lite0", "efficientnet-lite1"):
+            expected = _metrics_from_rows(con, model_id, "samples")
+            got = summary[(summary["model_id"] == model_id) & (summary["dataset"] == "samples")].set_index("grp")
+            assert sorted(got.index) == sorted(g for g in expected.index if expected.loc[g, "images"] > 0)
+            for grp, row in got.iterrows():
+                want = expected.loc[grp]
+                assert (row["images"], row["evaluated"], row["errors"]) == (want["images"], want["evaluated"],
+                                                                            want["errors"])
+                assert 100 * row["top1_hits"] / row["images"] == pytest.approx(want["top1"])
+                for name in ("mla", "mla_minor", "mla_explainable"):
+                    assert row[name] == pytest.approx(want[name], abs=1e-6)
+                assert [row[c] for c in queries.SUMMARY_COUNT_COLUMNS] == [want[c] for c in queries.SUMMARY_COUNT_COLUMNS]
+            assert got.loc["all", "errors"] > 0 and got.loc["all", "mla"] < 100
+    finally:
+        con.close()
+
+
+def test_replace_and_merge_keep_the_summary_consistent(store_copy):
+    con = store.connect(store_copy)
+    try:
+        record = store.ModelRecord("efficientnet-lite0", "run")
+        ids = np.arange(50)
+        # replace: every prediction of lite0 on samples becomes class 0 (49 new mistakes, 1 hit)
+        store.publish_predictions(con, record, "samples", store.prediction_table(ids, np.zeros(50)), mode="replace")
+        row = con.execute("SELECT images, errors, top1_hits FROM model_summary WHERE model_id = ? AND dataset = ? "
+                          "AND grp = 'all'", [record.model_id, "samples"]).fetchall()
+        assert row == [(50, 49, 1)]
+        # merge: 10 images become correct again
+        store.publish_predictions(con, record, "samples", store.prediction_table(ids[:10], ids[:10]), mode="merge")
+        assert con.execute("SELECT errors, top1_hits FROM model_summary WHERE model_id = ? AND grp = 'all'",
+                           [record.model_id]).fetchall() == [(40, 10)]
+        incremental = _summary(con)
+        with store.transaction(con):
+            store.refresh_summary(con)  # from scratch: the same table
+        assert _summary(con) == incremental
+        expected = _metrics_from_rows(con, record.model_id, "samples")
+        assert expected.loc["all", "errors"] == 40
+        with pytest.raises(ValueError, match="pass both"):
+            store.refresh_summary(con, record.model_id)
+    finally:
+        con.close()
