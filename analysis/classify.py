@@ -1,7 +1,9 @@
 """Classify (image, prediction) pairs into the error categories of `analysis.taxonomy` (DESIGN §1).
 
 `classify_one` is the readable per-row reference; `classify_codes` is the same rules over arrays;
-`classify_pairs` classifies each distinct pair once and broadcasts back. Every result carries a
+`classify_pairs` classifies each distinct pair once and broadcasts back. For a dense model zoo
+(model × image), `zoo_pairs` finds its distinct pairs and `zoo_category_counts` turns their codes into
+per-model counts without materialising a code per row. Every result carries a
 machine-readable reason: `none`, `excluded:<why>`, `pair:<target>-><prediction>`, `label:<class>`,
 `superclass:<superclass id>@label:<class>`, `oov:...` (open-world check), `cooc:label=<class>,images=<n>`,
 `expert:non_prototypical`. Labels are looked at in `LabelSet.labels(i)` order (target first), and a
@@ -80,6 +82,18 @@ def _first_true(mask: np.ndarray) -> np.ndarray:
     return mask.argmax(axis=1)
 
 
+def _distinct(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # Zoo-sized inputs repeat few (first, second) values: work on each once, then gather with `inverse`.
+    key = (first.astype(np.int64) << 32) | second.astype(np.int64)
+    unique, inverse = np.unique(key, return_inverse=True)
+    return unique >> 32, unique & 0xFFFFFFFF, inverse.reshape(-1)
+
+
+def _format_distinct(template: str, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    a, b, inverse = _distinct(first, second)
+    return np.array([template.format(x, y) for x, y in zip(a.tolist(), b.tolist())], dtype=object)[inverse]
+
+
 def classify_codes(image_ids: np.ndarray, predictions: np.ndarray, labelset: LabelSet, *,
                    oov_mask: np.ndarray | None = None, oov_reasons: Sequence[str] | None = None,
                    with_reasons: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
@@ -93,7 +107,10 @@ def classify_codes(image_ids: np.ndarray, predictions: np.ndarray, labelset: Lab
     if oov_mask is not None and np.shape(oov_mask) != (n,):
         raise ValueError(f"oov_mask has shape {np.shape(oov_mask)}; expected ({n},), one per pair")
     codes = np.full(n, tx.MODEL_FAILURE, dtype=np.int8)
-    reasons = np.full(n, "none", dtype=object) if with_reasons else None
+    reasons = None
+    if with_reasons:
+        reasons = np.empty(n, dtype=object)
+        reasons[:] = "none"             # one shared str; np.full would make a str object per row
 
     evaluated = labelset.evaluated[ids]
     codes[~evaluated] = tx.NOT_EVALUATED
@@ -108,30 +125,31 @@ def classify_codes(image_ids: np.ndarray, predictions: np.ndarray, labelset: Lab
     hit = overlapping()[t[rows], p[rows]]
     codes[rows[hit]] = tx.OVERLAPPING
     if with_reasons:
-        reasons[rows[hit]] = [f"pair:{a}->{b}" for a, b in zip(t[rows[hit]], p[rows[hit]])]
+        reasons[rows[hit]] = _format_distinct("pair:{0}->{1}", t[rows[hit]], p[rows[hit]])
     rows = rows[~hit]
 
-    labels = labelset.label_matrix[ids[rows]].astype(np.int64)          # (R, L), -1 padded
-    pr = p[rows]
+    labels = labelset.label_matrix[ids[rows]]                           # (R, L) int16, -1 padded
+    pr = p[rows].astype(labels.dtype)
     hit = (labels == pr[:, None]).any(axis=1)
     codes[rows[hit]] = tx.MULTI_LABEL
     if with_reasons:
-        reasons[rows[hit]] = [f"label:{b}" for b in pr[hit]]
+        reasons[rows[hit]] = _format_distinct("label:{1}", pr[hit], pr[hit])
     rows, labels, pr = rows[~hit], labels[~hit], pr[~hit]
 
     valid = labels >= 0
     safe = np.where(valid, labels, 0)
-    shares = shares_superclass()[safe, pr[:, None]] & valid
+    flat = safe * np.intp(NUM_CLASSES) + pr[:, None]                     # (R, L) index of (label, prediction)
+    shares = np.take(shares_superclass(), flat) & valid
     hit = shares.any(axis=1)
     codes[rows[hit]] = tx.FINE_GRAINED
     if with_reasons and hit.any():
-        label = safe[hit, _first_true(shares[hit])]
-        member = membership()
-        superclass = _first_true(member[label] & member[pr[hit]])
+        label, prediction, inverse = _distinct(safe[hit, _first_true(shares[hit])], pr[hit])
+        superclass = _first_true(membership()[label] & membership()[prediction])
         names = [d.id for d in definitions()]
-        reasons[rows[hit]] = [f"superclass:{names[s]}@label:{l}" for s, l in zip(superclass, label)]
+        text = [f"superclass:{names[s]}@label:{l}" for s, l in zip(superclass.tolist(), label.tolist())]
+        reasons[rows[hit]] = np.array(text, dtype=object)[inverse]
     keep = ~hit
-    rows, safe, valid, shares, pr = rows[keep], safe[keep], valid[keep], shares[keep], pr[keep]
+    rows, safe, flat, common, pr = rows[keep], safe[keep], flat[keep], valid[keep] & ~shares[keep], pr[keep]
 
     if oov_mask is not None:
         hit = np.asarray(oov_mask, dtype=bool)[rows]
@@ -140,22 +158,22 @@ def classify_codes(image_ids: np.ndarray, predictions: np.ndarray, labelset: Lab
             reasons[rows[hit]] = [_oov_reason(oov_reasons[r]) if oov_reasons is not None else "oov:"
                                   for r in rows[hit]]
         keep = ~hit
-        rows, safe, valid, shares, pr = rows[keep], safe[keep], valid[keep], shares[keep], pr[keep]
+        rows, safe, flat, common, pr = rows[keep], safe[keep], flat[keep], common[keep], pr[keep]
 
-    counts = labelset.cooccurrence[safe, pr[:, None]].astype(np.int64)          # (R, L)
-    own = labelset.counted_matrix[ids[rows]].astype(np.int64)                  # (R, C)
+    counts = np.take(labelset.cooccurrence, flat)                       # (R, L)
+    own = labelset.counted_matrix[ids[rows]]                            # (R, C)
     pred_counted = (own == pr[:, None]).any(axis=1)
     if pred_counted.any():
         label_counted = (safe[pred_counted, :, None] == own[pred_counted, None, :]).any(axis=2)
         counts[pred_counted] -= label_counted
-    common = (counts >= MIN_IMAGES) & valid & ~shares
+    common &= counts >= MIN_IMAGES
     hit = common.any(axis=1)
     codes[rows[hit]] = tx.SPURIOUS
     if with_reasons and hit.any():
         col = _first_true(common[hit])
         picked = np.arange(int(hit.sum()))
-        reasons[rows[hit]] = [f"cooc:label={l},images={c}"
-                              for l, c in zip(safe[hit][picked, col], counts[hit][picked, col])]
+        reasons[rows[hit]] = _format_distinct("cooc:label={0},images={1}",
+                                              safe[hit][picked, col], counts[hit][picked, col])
     rows = rows[~hit]
 
     hit = labelset.non_prototypical[ids[rows]]
@@ -198,6 +216,90 @@ def distinct_pairs(image_ids: np.ndarray, predictions: np.ndarray, n_images: int
         keys = image_ids.astype(np.int64) * NUM_CLASSES + predictions.astype(np.int64)
         unique, inverse = np.unique(keys, return_inverse=True)
     return unique // NUM_CLASSES, unique % NUM_CLASSES, inverse.reshape(-1)
+
+
+ZOO_CHUNK = 64  # images per chunk of a dense zoo: the chunk's (64 × 1000) key table stays in L2 cache
+
+
+def _check_zoo(predictions) -> np.ndarray:
+    zoo = np.asarray(predictions)
+    if zoo.ndim != 2:
+        raise ValueError(f"predictions has shape {zoo.shape}; pass a dense zoo (models, images)")
+    if zoo.size and not np.issubdtype(zoo.dtype, np.integer):
+        raise TypeError(f"predictions has dtype {zoo.dtype}; pass integer class ids")
+    if zoo.size and (zoo.min() < 0 or zoo.max() >= NUM_CLASSES):
+        model, image = np.argwhere((zoo < 0) | (zoo >= NUM_CLASSES))[0]
+        raise ValueError(f"predictions[{model}, {image}]={int(zoo[model, image])} is not a class id "
+                         f"0..{NUM_CLASSES - 1}")
+    return zoo.astype(np.int64) if zoo.dtype == np.uint64 else zoo
+
+
+def _zoo_chunks(zoo: np.ndarray, chunk: int):
+    # Yields (first image, keys (M, c)) per chunk, key = (image - first) * 1000 + prediction, in one reused buffer.
+    offsets = np.arange(chunk, dtype=np.intp) * NUM_CLASSES
+    keys = np.empty((zoo.shape[0], chunk), dtype=np.intp)       # reused: indexing with intp needs no cast
+    for start in range(0, zoo.shape[1], chunk):
+        block = zoo[:, start:start + chunk]
+        out = keys[:, :block.shape[1]]
+        np.add(block, offsets[:block.shape[1]], out=out)
+        yield start, out
+
+
+def zoo_pairs(predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (image, prediction) pairs of a dense zoo `predictions (M, N)` (model × image, top-1 ids).
+
+    Returns `pair_images (P,)`, `pair_predictions (P,)` sorted by (image, prediction). A zoo has few
+    distinct predictions per image, so a per-chunk bitmap (cache-sized) replaces a sort of all M·N rows.
+    """
+    zoo = _check_zoo(predictions)
+    seen = np.zeros(ZOO_CHUNK * NUM_CLASSES, dtype=bool)
+    found = []
+    for start, keys in _zoo_chunks(zoo, ZOO_CHUNK):
+        seen[keys] = True
+        local = np.flatnonzero(seen)
+        seen[local] = False
+        found.append(local + start * NUM_CLASSES)
+    unique = np.concatenate(found) if found else np.empty(0, dtype=np.intp)
+    return unique // NUM_CLASSES, unique % NUM_CLASSES
+
+
+def zoo_category_counts(predictions: np.ndarray, pair_images: np.ndarray, pair_predictions: np.ndarray,
+                        codes: np.ndarray) -> np.ndarray:
+    """Rows of each category per model, int64 `(M, categories)`, of a dense zoo `predictions (M, N)`.
+
+    `pair_images (P,)`, `pair_predictions (P,)` are its distinct pairs as `zoo_pairs` returns them and
+    `codes (P,)` their int8 categories (`classify_codes`); no per-row array of M·N codes is built.
+    """
+    zoo = _check_zoo(predictions)
+    pair_images, pair_predictions, codes = (np.asarray(a) for a in (pair_images, pair_predictions, codes))
+    if not (pair_images.shape == pair_predictions.shape == codes.shape) or codes.ndim != 1:
+        raise ValueError(f"pair_images {pair_images.shape}, pair_predictions {pair_predictions.shape} and codes "
+                         f"{codes.shape} must be 1-D of the same length; pass zoo_pairs(predictions) and its codes")
+    k = len(tx.CATEGORIES)
+    if codes.size and (codes.min() < 0 or codes.max() >= k):
+        raise ValueError(f"codes must lie in 0..{k - 1}; pass classify_codes(...)[0]")
+    pair_keys = pair_images.astype(np.int64) * NUM_CLASSES + pair_predictions
+    if np.any(np.diff(pair_keys) <= 0):
+        raise ValueError("pair_images/pair_predictions are not sorted distinct pairs; pass zoo_pairs(predictions)")
+    # Each category gets a `bits`-wide field of one uint64: summing a chunk's rows along the images axis
+    # counts every category of every model at once; a chunk of < 2**bits images cannot overflow a field.
+    bits = 64 // k
+    chunk = min(ZOO_CHUNK, (1 << bits) - 1)
+    shifts = np.arange(k, dtype=np.uint64) * np.uint64(bits)
+    one_hot = np.uint64(1) << shifts
+    table = np.zeros(chunk * NUM_CLASSES, dtype=np.uint64)
+    bounds = np.searchsorted(pair_keys, np.arange(0, zoo.shape[1] + chunk, chunk, dtype=np.int64) * NUM_CLASSES)
+    counts = np.zeros((zoo.shape[0], k), dtype=np.uint64)
+    for n, (start, keys) in enumerate(_zoo_chunks(zoo, chunk)):
+        local = pair_keys[bounds[n]:bounds[n + 1]] - start * NUM_CLASSES
+        table[local] = one_hot[codes[bounds[n]:bounds[n + 1]]]
+        packed = table[keys].sum(axis=1)
+        counts += (packed[:, None] >> shifts) & np.uint64((1 << bits) - 1)
+        table[local] = 0
+    if (counts.sum(axis=1) != zoo.shape[1]).any():
+        raise ValueError("some rows of predictions have no pair in pair_images/pair_predictions; "
+                         "pass zoo_pairs(predictions)")
+    return counts.astype(np.int64)
 
 
 def _oov_for_pairs(oov, pair_ids: np.ndarray, pair_preds: np.ndarray, inverse: np.ndarray, labelset: LabelSet,

@@ -187,3 +187,39 @@ def test_reference_and_vectorised_agree_on_random_rows(mode, real):
     assert list(zip(df["category"], df["reason"])) == expected
     assert set(df["category"]) >= {"correct", "multi_label", "fine_grained", "spurious_correlation",
                                    "model_failure", "fine_grained_oov"}
+
+
+def test_zoo_pairs_and_counts_match_the_per_row_path(real):
+    rng = np.random.default_rng(3)
+    n_models, n = 7, 300                      # 300 images: several chunks of ZOO_CHUNK and a partial one
+    targets = real.targets[:n].astype(np.int64)
+    zoo = np.where(rng.random((n_models, n)) < 0.3, rng.integers(0, 1000, (n_models, n)), targets).astype(np.int16)
+    pair_images, pair_predictions = classify.zoo_pairs(zoo)
+    keys = np.arange(n)[None, :] * 1000 + zoo
+    assert (pair_images * 1000 + pair_predictions == np.unique(keys)).all()
+    codes, _ = classify.classify_codes(pair_images, pair_predictions, real, with_reasons=False)
+    counts = classify.zoo_category_counts(zoo, pair_images, pair_predictions, codes)
+    ids = np.tile(np.arange(n), n_models)
+    per_row = tx.codes_of(classify.classify_pairs(ids, zoo.reshape(-1), real)["category"].tolist())
+    expected = np.stack([np.bincount(per_row[m * n:(m + 1) * n], minlength=len(tx.CATEGORIES))
+                         for m in range(n_models)])
+    assert counts.shape == (n_models, len(tx.CATEGORIES)) and (counts == expected).all()
+    assert counts[:, tx.CORRECT].sum() > 0 and (counts.sum(axis=1) == n).all()
+
+
+def test_zoo_functions_validate(real):
+    zoo = np.array([[1, 2], [1, 3]], dtype=np.int16)
+    with pytest.raises(ValueError, match="dense zoo"):
+        classify.zoo_pairs(zoo[0])
+    with pytest.raises(ValueError, match=r"predictions\[1, 0\]=1000"):
+        classify.zoo_pairs(np.array([[1, 2], [1000, 3]]))
+    with pytest.raises(TypeError, match="dtype"):
+        classify.zoo_pairs(zoo.astype(float))
+    pair_images, pair_predictions = classify.zoo_pairs(zoo)
+    codes = np.zeros(len(pair_images), dtype=np.int8)
+    with pytest.raises(ValueError, match="no pair"):
+        classify.zoo_category_counts(zoo, pair_images[:-1], pair_predictions[:-1], codes[:-1])
+    with pytest.raises(ValueError, match="not sorted"):
+        classify.zoo_category_counts(zoo, pair_images[::-1], pair_predictions[::-1], codes)
+    with pytest.raises(ValueError, match="same length"):
+        classify.zoo_category_counts(zoo, pair_images, pair_predictions, codes[:-1])
