@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import resource
 import statistics
 import sys
@@ -39,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 from analysis import classify, labelsets, metrics  # noqa: E402
 from analysis import taxonomy as tx  # noqa: E402
 from analysis.superclasses import shares_superclass  # noqa: E402
+from report import update_section  # noqa: E402
 
 SECTION = "classify"
 CONFUSIONS = 6
@@ -118,16 +118,6 @@ def counts_by_rows(preds: np.ndarray, result: dict, models: np.ndarray) -> np.nd
                          np.tile(np.arange(n, dtype=np.int64) * 1000, len(models)) + preds[models].reshape(-1))
     index = np.repeat(np.arange(len(models)), n)
     return metrics.category_counts(index, result["codes"][at], len(models))
-
-
-def write_section(text: str, path: Path = ROOT / "docs" / "PERFORMANCE.md") -> None:
-    begin, end = f"<!-- bench:{SECTION} -->", f"<!-- /bench:{SECTION} -->"
-    block = f"{begin}\n{text.strip()}\n{end}"
-    current = path.read_text() if path.exists() else "# Performance\n\nFigures written by the scripts in `benchmarks/`.\n"
-    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    updated = pattern.sub(lambda _: block, current) if pattern.search(current) else current.rstrip() + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(updated)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                  "extrapolated to every row (pair); the pipeline runs on the whole zoo.", "",
                  "| figure | value |", "|---|---|"]
         lines += [f"| {k.strip()} | {v} |" for k, v in figures.items()]
-        write_section("\n".join(lines))
+        update_section(SECTION, "\n".join(lines))
         print("wrote the bench:classify section of docs/PERFORMANCE.md")
     return 1 if failed else 0
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from analysis import agreement, classes, classify, export, labelsets, store, views  # noqa: E402
 from analysis.filters import ErrorFilter  # noqa: E402
+from report import update_section  # noqa: E402
 
 TARGET_P95_MS = 300.0
 FAMILIES = ("cnn", "transformer", "mlp", "hybrid")
@@ -161,17 +161,6 @@ def time_queries(con, queries: dict, *, repeat: int) -> list[dict]:
     return rows
 
 
-def write_section(text: str, path: Path = ROOT / "docs" / "PERFORMANCE.md") -> None:
-    """Replace (or append) this benchmark's delimited section of docs/PERFORMANCE.md."""
-    start, end = f"<!-- bench:{SECTION} -->", f"<!-- /bench:{SECTION} -->"
-    block = f"{start}\n{text.rstrip()}\n{end}"
-    old = path.read_text() if path.is_file() else "# Performance\n\nFigures written by the scripts in `benchmarks/`.\n"
-    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
-    new = pattern.sub(lambda _: block, old) if pattern.search(old) else old.rstrip() + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=200)
@@ -233,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             lines += ["", f"Building the synthetic store: reference tables {info['build_s']:.1f} s, bulk insert "
                           f"{info['insert_s']:.1f} s, classifying the distinct pairs {info['classify_s']:.1f} s, "
                           f"the per-model summary (`model_summary`, all models at once) {info['summary_s']:.1f} s."]
-        write_section("\n".join(lines))
+        update_section(SECTION, "\n".join(lines))
         print("updated docs/PERFORMANCE.md (bench:dashboard)")
     return 0 if ok else 1
 

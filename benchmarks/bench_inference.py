@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_store import machine, update_section  # noqa: E402
+from bench_store import machine  # noqa: E402
+from report import update_section  # noqa: E402
 
 
 def plain_loop(name: str, files: list[Path], device: str) -> tuple[float, np.ndarray]:

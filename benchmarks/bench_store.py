@@ -23,20 +23,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-PERFORMANCE_MD = ROOT / "docs" / "PERFORMANCE.md"
-
-
-def update_section(name: str, body: str, path: Path = PERFORMANCE_MD) -> None:
-    """Replace `<!-- bench:NAME -->` ... `<!-- /bench:NAME -->` in docs/PERFORMANCE.md (create it when missing)."""
-    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
-    text = path.read_text() if path.is_file() else "# Performance\n\nFigures written by the scripts in `benchmarks/`.\n"
-    block = f"{start}\n{body.rstrip()}\n{end}"
-    if start in text and end in text:
-        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+from report import update_section  # noqa: E402
 
 
 def machine() -> str:
