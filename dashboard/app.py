@@ -18,7 +18,8 @@ PAGES = Path(__file__).resolve().parent / "app_pages"
 st.set_page_config(page_title="ImageNet error atlas", page_icon=":material/travel_explore:", layout="wide")
 
 pages = [
-    st.Page(PAGES / "overview.py", title="Overview", icon=":material/insights:", url_path="overview", default=True),
+    # The default page lives at "/" (Streamlit ignores a url_path there and would answer "/overview" with "page not found").
+    st.Page(PAGES / "overview.py", title="Overview", icon=":material/insights:", default=True),
     st.Page(PAGES / "browse.py", title="Browse errors", icon=":material/photo_library:", url_path="browse"),
     st.Page(PAGES / "compare.py", title="Compare models", icon=":material/compare:", url_path="compare"),
     st.Page(PAGES / "experts.py", title="Experts", icon=":material/groups:", url_path="experts"),
