@@ -154,7 +154,7 @@ def test_every_page_filters_detail_compare_csv_and_url(server, browser, store_pa
     page.set_default_timeout(TIMEOUT_MS)
     page.goto(f"{server}/")
     _settle(page, "Most frequent confusions")
-    assert page.get_by_text("MLA + explainable").count() >= 1
+    page.get_by_text("MLA + explainable").first.wait_for()  # the metrics row is drawn (the app may still rerun once)
     _shot(page, "overview")
 
     # Browse: set the model filter in the sidebar, open a detail, download the CSV
@@ -199,7 +199,7 @@ def test_every_page_filters_detail_compare_csv_and_url(server, browser, store_pa
     cell.click()
     page.get_by_role("option").first.click()
     _settle(page, "first 500 shown")
-    assert page.get_by_text("Only A wrong").count() >= 1
+    page.get_by_text("Only A wrong").first.wait_for()
     _shot(page, "compare")
 
     _nav(page, "Experts", "Cohen's kappa")

@@ -26,7 +26,8 @@ widgets.metric_row(overall)
 st.caption(f"{int(overall['images'])} images, {int(overall['evaluated'])} evaluated, "
            f"{int(overall['errors'])} errors. MLA counts overlapping-class and multi-label predictions as correct; "
            "+minor adds fine-grained errors; +explainable adds spurious correlations and non-prototypical images.")
-st.dataframe(metrics, hide_index=True, key="ov_metrics_table",
+# A dataset without ReaL labels (the sample images) has no ReaL accuracy: leave the empty column out.
+st.dataframe(metrics.dropna(axis=1, how="all"), hide_index=True, key="ov_metrics_table",
              column_config={c: st.column_config.NumberColumn(format="%.2f%%")
                             for c in ("top1", "real_accuracy", "mla", "mla_minor", "mla_explainable")})
 widgets.csv_download("Metrics CSV", lambda: db.uncached("views", "model_metrics", model, dataset=flt.dataset),
