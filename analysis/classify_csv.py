@@ -74,12 +74,12 @@ def _parse(df: pd.DataFrame, mode: str) -> tuple[dict, list[str]]:
     return {"targets": targets, "predictions": predictions, "val_indices": val_idx, "labels": labels}, problems
 
 
-def _open_world(checkpoint: Path | None, keys: np.ndarray, file_names: list[str], targets: np.ndarray,
-                folder: Path):
+def _open_world(checkpoint: Path | None, model_name: str | None, keys: np.ndarray, file_names: list[str],
+                targets: np.ndarray, folder: Path):
     """(check, images) keyed by label-set image id `keys (N,)`, or (None, None) when no CLIP checkpoint is configured."""
     from analysis.embedders import open_embedder
 
-    embedder = open_embedder(checkpoint)
+    embedder = open_embedder(checkpoint, model_name=model_name)
     if embedder is None:
         return None, None
     from PIL import Image
@@ -102,7 +102,7 @@ def _open_world(checkpoint: Path | None, keys: np.ndarray, file_names: list[str]
     return check, images
 
 
-def classify_frame(df: pd.DataFrame, *, labels: str = "real", clip: Path | None = None,
+def classify_frame(df: pd.DataFrame, *, labels: str = "real", clip: Path | None = None, clip_model: str | None = None,
                    source: str = "input", folder: Path = Path(".")) -> pd.DataFrame:
     """The frame (string columns) plus `category` and `reason`; ValueError lists every malformed row."""
     if labels not in LABEL_MODES:
@@ -134,7 +134,7 @@ def classify_frame(df: pd.DataFrame, *, labels: str = "real", clip: Path | None 
         annotated = np.unique(val_idx[val_idx >= 0])
         labelset = labelsets.given(targets, parsed["labels"], val_indices=val_idx, exclude_from_counts=annotated)
         image_ids = np.arange(len(df))
-    check, images = _open_world(clip, image_ids, df["file_name"].str.strip().tolist(), targets, folder)
+    check, images = _open_world(clip, clip_model, image_ids, df["file_name"].str.strip().tolist(), targets, folder)
     result = classify.classify_pairs(image_ids, parsed["predictions"], labelset, oov=check, images=images)
     out = df.copy()
     out["category"] = result["category"].to_numpy()
@@ -163,7 +163,7 @@ def cli_classify_csv(args: argparse.Namespace) -> int:
         df = pd.read_csv(source, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ValueError(f"{source}: not a readable CSV ({str(exc).strip()})") from None
-    out = classify_frame(df, labels=args.labels, clip=args.clip, source=str(source), folder=source.parent)
+    out = classify_frame(df, labels=args.labels, clip=args.clip, clip_model=args.clip_model, source=str(source), folder=source.parent)
     _write_atomically(out, Path(args.output))
     if not out.attrs["clip"]:
         print("fine-grained OOV check: off (no CLIP checkpoint; pass --clip)", file=sys.stderr)

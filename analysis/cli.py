@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", choices=["given", "real", "single"], default="real",
                    help="label set: the CSV's labels column, ReaL (default), or the target alone")
     p.add_argument("--clip", type=Path, default=None, help="open_clip checkpoint for the fine-grained OOV check")
+    p.add_argument("--clip-model", default=None,
+                   help="open_clip model name of that checkpoint (default $IMAGENET_ERRORS_CLIP_MODEL or ViT-L-14-336-quickgelu)")
 
     p = sub.add_parser("agreement", help="automatic vs expert categories on the experts' reviewed mistakes")
     p.add_argument("--expert", choices=["vit3b", "greedysoups"], required=True)

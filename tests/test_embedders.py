@@ -139,3 +139,26 @@ def test_open_clip_end_to_end_with_a_tiny_random_model(tiny_checkpoint):
     again = OpenWorldCheck.from_images(fresh, keys, load, pool_targets, k=3, cache=DuckDBCache(con), progress=False)
     assert [x.tolist() for x in again.check(rows, load, targets, predictions)] == [is_oov.tolist(), reasons.tolist()]
     assert con.execute("SELECT count(*) FROM clip_image_embeddings").fetchone() == (12,)
+
+
+def test_classify_csv_runs_the_open_world_check_with_a_checkpoint(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    import pandas as pd
+
+    from analysis.classes import sample_images
+    from analysis.cli import main
+
+    samples = sample_images()[:6]
+    monkeypatch.setenv("IMAGENET_DIR", str(samples[0][0].parent))
+    rows = [{"file_name": path.name, "target": cid, "prediction": (cid + 500) % 1000} for path, cid in samples]
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    pd.DataFrame(rows).to_csv(source, index=False)
+    code = main(["classify-csv", str(source), str(out), "--labels", "single",
+                 "--clip", str(tiny_checkpoint), "--clip-model", TINY])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "check: off" not in err
+    result = pd.read_csv(out)
+    assert len(result) == 6 and set(result["category"]) <= {
+        "fine_grained", "fine_grained_oov", "spurious_correlation", "model_failure"}
+    oov = result[result["category"] == "fine_grained_oov"]
+    assert oov["reason"].str.startswith("oov:").all()
