@@ -110,3 +110,17 @@ def sample_images(folder: Path | None = None) -> list[tuple[Path, int]]:
             out.append((path, lookup[match.group(1)]))
     out.sort(key=lambda item: item[1])
     return out
+
+
+def check_class_ids(name: str, values, *, ndim: int, shape_hint: str) -> np.ndarray:
+    """`values` as an integer array of class ids 0-999 with `ndim` dimensions; errors name `name` and the bad entry."""
+    arr = np.asarray(values)
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} has shape {arr.shape}; pass {shape_hint}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} has dtype {arr.dtype}; pass integer class ids 0..{NUM_CLASSES - 1}")
+    if arr.size and (arr.min() < 0 or arr.max() >= NUM_CLASSES):
+        where = tuple(int(i) for i in np.argwhere((arr < 0) | (arr >= NUM_CLASSES))[0])
+        index = ", ".join(map(str, where))
+        raise ValueError(f"{name}[{index}]={int(arr[where])} is not a class id 0..{NUM_CLASSES - 1}")
+    return arr

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import taxonomy as tx
-from analysis.classes import NUM_CLASSES
+from analysis.classes import NUM_CLASSES, check_class_ids
 from analysis.cooccurrence import MIN_IMAGES, loo_count
 from analysis.labelsets import LabelSet
 from analysis.superclasses import definitions, membership, overlapping, shares_superclass
@@ -222,15 +222,7 @@ ZOO_CHUNK = 64  # images per chunk of a dense zoo: the chunk's (64 × 1000) key 
 
 
 def _check_zoo(predictions) -> np.ndarray:
-    zoo = np.asarray(predictions)
-    if zoo.ndim != 2:
-        raise ValueError(f"predictions has shape {zoo.shape}; pass a dense zoo (models, images)")
-    if zoo.size and not np.issubdtype(zoo.dtype, np.integer):
-        raise TypeError(f"predictions has dtype {zoo.dtype}; pass integer class ids")
-    if zoo.size and (zoo.min() < 0 or zoo.max() >= NUM_CLASSES):
-        model, image = np.argwhere((zoo < 0) | (zoo >= NUM_CLASSES))[0]
-        raise ValueError(f"predictions[{model}, {image}]={int(zoo[model, image])} is not a class id "
-                         f"0..{NUM_CLASSES - 1}")
+    zoo = check_class_ids("predictions", predictions, ndim=2, shape_hint="a dense zoo (models, images)")
     return zoo.astype(np.int64) if zoo.dtype == np.uint64 else zoo
 
 

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from analysis import cooccurrence
-from analysis.classes import NUM_CLASSES, NUM_VAL, real_labels, val_index, val_targets, wnid_to_id
+from analysis.classes import NUM_CLASSES, NUM_VAL, check_class_ids, real_labels, val_index, val_targets, wnid_to_id
 
 MODES = ("real", "multilabel", "single", "given")
 
@@ -91,15 +91,7 @@ def _ordered(target: int, labels) -> tuple[int, ...]:
 
 
 def _check_targets(targets) -> np.ndarray:
-    arr = np.asarray(targets)
-    if arr.ndim != 1:
-        raise ValueError(f"targets has shape {arr.shape}; pass a 1-D array of class ids (N,)")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"targets has dtype {arr.dtype}; pass integer class ids 0..{NUM_CLASSES - 1}")
-    if arr.size and (arr.min() < 0 or arr.max() >= NUM_CLASSES):
-        bad = int(np.flatnonzero((arr < 0) | (arr >= NUM_CLASSES))[0])
-        raise ValueError(f"targets[{bad}]={int(arr[bad])} is not a class id 0..{NUM_CLASSES - 1}")
-    return arr.astype(np.int16)
+    return check_class_ids("targets", targets, ndim=1, shape_hint="a 1-D array of class ids (N,)").astype(np.int16)
 
 
 def _check_val_indices(val_indices, n: int) -> np.ndarray:

@@ -42,3 +42,13 @@ def test_sample_images_one_per_class():
     assert [cid for _, cid in samples] == list(range(1000))
     path, cid = samples[207]
     assert path.name.startswith("n02099601_") and path.stat().st_size > 1000
+
+
+def test_check_class_ids_names_the_argument_and_the_bad_entry():
+    assert classes.check_class_ids("targets", [0, 999], ndim=1, shape_hint="(N,)").tolist() == [0, 999]
+    with pytest.raises(ValueError, match=r"predictions\[1, 0\]=1000 is not a class id"):
+        classes.check_class_ids("predictions", [[1, 2], [1000, 3]], ndim=2, shape_hint="(models, images)")
+    with pytest.raises(ValueError, match=r"targets has shape \(2, 1\); pass \(N,\)"):
+        classes.check_class_ids("targets", [[1], [2]], ndim=1, shape_hint="(N,)")
+    with pytest.raises(TypeError, match="dtype float64"):
+        classes.check_class_ids("targets", [1.5], ndim=1, shape_hint="(N,)")
