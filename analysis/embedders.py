@@ -287,6 +287,26 @@ def _distinct(items: Sequence[Hashable]) -> list[Hashable]:
     return list(dict.fromkeys(items))
 
 
+def _embed_cached(items: list[Hashable], embed: Callable[[list], np.ndarray], get, put, *, batch_size: int,
+                  progress: bool, desc: str, unit: str) -> np.ndarray:
+    """Embed each distinct item of `items` not found by `get` once, in batches, storing it with `put`."""
+    distinct = _distinct(items)
+    found = get(distinct) if get is not None else {}
+    missing = [k for k in distinct if k not in found]
+    if missing:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(missing), desc=desc, unit=unit, disable=not progress) as bar:
+            for start in range(0, len(missing), batch_size):
+                chunk = missing[start:start + batch_size]
+                vectors = _normalise(embed(chunk))
+                found.update(zip(chunk, vectors))
+                if put is not None:
+                    put(chunk, vectors)
+                bar.update(len(chunk))
+    return _stack([found[k] for k in items])
+
+
 def embed_images(embedder: Embedder, keys: Sequence[Hashable], images: Callable[[Hashable], Image.Image], *,
                  cache: EmbeddingCache | None = None, batch_size: int = 64,
                  progress: bool = True) -> np.ndarray:
@@ -295,22 +315,11 @@ def embed_images(embedder: Embedder, keys: Sequence[Hashable], images: Callable[
         raise TypeError(f"images={images!r} must be a callable key -> PIL.Image")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
-    keys = list(keys)
-    distinct = _distinct(keys)
-    found = cache.get_images(embedder.name, distinct) if cache is not None else {}
-    missing = [k for k in distinct if k not in found]
-    if missing:
-        from tqdm.auto import tqdm
-
-        with tqdm(total=len(missing), desc="CLIP images", unit="img", disable=not progress) as bar:
-            for start in range(0, len(missing), batch_size):
-                chunk = missing[start:start + batch_size]
-                vectors = _normalise(embedder.embed_images([images(k) for k in chunk]))
-                found.update(zip(chunk, vectors))
-                if cache is not None:
-                    cache.put_images(embedder.name, chunk, vectors)
-                bar.update(len(chunk))
-    return _stack([found[k] for k in keys])
+    return _embed_cached(
+        list(keys), lambda chunk: embedder.embed_images([images(k) for k in chunk]),
+        (lambda ks: cache.get_images(embedder.name, ks)) if cache is not None else None,
+        (lambda ks, v: cache.put_images(embedder.name, ks, v)) if cache is not None else None,
+        batch_size=batch_size, progress=progress, desc="CLIP images", unit="img")
 
 
 def embed_texts(embedder: Embedder, prompts: Sequence[str], *, cache: EmbeddingCache | None = None,
@@ -320,21 +329,11 @@ def embed_texts(embedder: Embedder, prompts: Sequence[str], *, cache: EmbeddingC
     bad = next((p for p in prompts if not isinstance(p, str)), None)
     if bad is not None:
         raise TypeError(f"prompt {bad!r} must be a str")
-    distinct = _distinct(prompts)
-    found = cache.get_texts(embedder.name, distinct) if cache is not None else {}
-    missing = [p for p in distinct if p not in found]
-    if missing:
-        from tqdm.auto import tqdm
-
-        with tqdm(total=len(missing), desc="CLIP prompts", unit="prompt", disable=not progress) as bar:
-            for start in range(0, len(missing), batch_size):
-                chunk = missing[start:start + batch_size]
-                vectors = _normalise(embedder.embed_texts(chunk))
-                found.update(zip(chunk, vectors))
-                if cache is not None:
-                    cache.put_texts(embedder.name, chunk, vectors)
-                bar.update(len(chunk))
-    return _stack([found[p] for p in prompts])
+    return _embed_cached(
+        prompts, embedder.embed_texts,
+        (lambda ps: cache.get_texts(embedder.name, ps)) if cache is not None else None,
+        (lambda ps, v: cache.put_texts(embedder.name, ps, v)) if cache is not None else None,
+        batch_size=batch_size, progress=progress, desc="CLIP prompts", unit="prompt")
 
 
 def _stack(vectors: list[np.ndarray]) -> np.ndarray:
