@@ -9,6 +9,7 @@ import plotly.express as px
 import streamlit as st
 
 from analysis import export, taxonomy
+from dashboard import db
 
 
 def csv_download(label: str, frame: Callable[[], pd.DataFrame], *, file_name: str, key: str) -> None:
@@ -47,3 +48,9 @@ def metric_row(row: pd.Series, *, prefix: str = "") -> None:
 
 def empty(message: str) -> None:
     st.info(message, icon=":material/info:")
+
+
+def models_on(dataset: str | None) -> list[str]:
+    """Ids of the stored models with predictions on `dataset` (the pages' model choices)."""
+    catalogue = db.view("models")
+    return catalogue.loc[catalogue["dataset"] == dataset, "model_id"].tolist()

@@ -13,8 +13,7 @@ KINDS = {"only_a": "Only A wrong", "only_b": "Only B wrong", "both_different": "
 
 flt = state.current_filter()
 st.title("Compare models")
-catalogue = db.view("models")
-models = catalogue.loc[catalogue["dataset"] == flt.dataset, "model_id"].tolist()
+models = widgets.models_on(flt.dataset)
 if len(models) < 2:
     widgets.empty(f"Comparing needs two models with predictions on `{flt.dataset}`; this store has "
                   f"{len(models)}. Run another model on the Run page.")

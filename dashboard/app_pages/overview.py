@@ -8,8 +8,7 @@ from dashboard import db, state, widgets
 
 flt = state.current_filter()
 st.title("Overview")
-catalogue = db.view("models")
-models = catalogue.loc[catalogue["dataset"] == flt.dataset, "model_id"].tolist()
+models = widgets.models_on(flt.dataset)
 if not models:
     widgets.empty(f"No model has predictions on `{flt.dataset}`.")
     st.stop()

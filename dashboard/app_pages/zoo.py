@@ -62,8 +62,7 @@ with st.expander("Table"):
 widgets.csv_download("Zoo CSV", lambda: points, file_name=f"zoo_{category}_{x}_{grp}.csv", key="zoo_csv")
 
 st.subheader("Hierarchy: which superclasses a model confuses")
-catalogue = db.view("models")
-models = catalogue.loc[catalogue["dataset"] == flt.dataset, "model_id"].tolist()
+models = widgets.models_on(flt.dataset)
 if not models:
     widgets.empty(f"No stored model has predictions on `{flt.dataset}`.")
     st.stop()
