@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export NLTK_DATA := $(CURDIR)/.cache/nltk_data
 PORT ?= 8501
 
-.PHONY: demo test venv fetch build models dashboard bench clean
+.PHONY: demo test venv fetch build models dashboard bench screenshots clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ test: $(VENV)/.test-installed
 	bash scripts/system_deps.sh --browser
 	$(BIN)/python -m analysis fetch
 	$(BIN)/python -m pytest -q
+
+screenshots: $(VENV)/.test-installed
+	IMAGENET_ERRORS_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_browser.py
 
 bench: venv fetch
 	$(BIN)/python benchmarks/bench_classify.py
