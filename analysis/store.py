@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from analysis import paths, queries
-from analysis.cli import UserError
+from analysis.errors import UserError
 
 SCHEMA_VERSION = 3
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
@@ -228,7 +228,8 @@ def _superclass_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
     return sc, links
 
 
-def _images_table(labelset, file_names: list[str]) -> pa.Table:
+def images_table(labelset, file_names: list[str]) -> pa.Table:
+    """Rows of `images` for an image set: one per `file_names (N,)` entry, targets and labels from `labelset`."""
     n = len(labelset.targets)
     return pa.table({
         "image_id": pa.array(np.arange(n, dtype=np.int32)),
@@ -248,13 +249,13 @@ def _dataset_loads(missing: list[str]) -> list[tuple[tuple, pa.Table]]:
     val_root = paths.imagenet_dir()
     out = [(("imagenet-val", "real", str(val_root) if val_root else None,
              "ImageNet validation set (50,000 images), ReaL multi-labels"),
-            _images_table(real, [classes.val_file_name(i) for i in range(classes.NUM_VAL)]))]
+            images_table(real, [classes.val_file_name(i) for i in range(classes.NUM_VAL)]))]
     samples = classes.sample_images()
     if samples:
         single = labelsets.single(np.array([c for _, c in samples], dtype=np.int16))
         out.append((("samples", "single", str(samples[0][0].parent),
                      "One sample image per class (EliSchwartz/imagenet-sample-images), single labels"),
-                    _images_table(single, [p.name for p, _ in samples])))
+                    images_table(single, [p.name for p, _ in samples])))
     else:
         missing.append("sample_images")
     return out
@@ -378,7 +379,7 @@ def labelset_for(con: duckdb.DuckDBPyConnection, dataset: str):
                          "(imagenet-val, samples) or predict on a folder first")
     if row[1] == "real":
         return labelsets.real()
-    targets = con.execute("SELECT target FROM images WHERE dataset = ? ORDER BY image_id", [dataset]).fetchnumpy()
+    targets = con.execute(queries.IMAGES_OF, [dataset]).fetchnumpy()
     return labelsets.single(np.asarray(targets["target"], dtype=np.int16))
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from analysis import models, paths, runner, store
-from analysis.cli import UserError
+from analysis.errors import UserError
 from dashboard import db, state
 
 DEVICES = {"auto": "auto (GPU when present)", "cpu": "CPU", "cuda": "GPU (CUDA)"}

@@ -1,0 +1,28 @@
+"""`python -m analysis info`: what is present, and the command for what is missing."""
+
+import json
+
+from analysis import paths
+from analysis.cli import main
+
+
+def test_info_json_lists_every_source_with_a_fix_for_the_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(paths.EXTERNAL_ENV, str(tmp_path / "empty"))
+    monkeypatch.setenv(paths.DB_ENV, str(tmp_path / "none.duckdb"))
+    monkeypatch.delenv(paths.CLIP_ENV, raising=False)
+    assert main(["info", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    items = {i["name"]: i for section in ("packaged", "committed", "fetched", "optional") for i in report[section]}
+    assert items["classes"]["present"] and items["wordnet_subgraph"]["present"]
+    assert not items["expert_vit3b"]["present"]
+    assert items["expert_vit3b"]["fix"] == "python -m analysis fetch --only expert_vit3b"
+    assert not items["store"]["present"] and items["store"]["fix"] == "python -m analysis build"
+    assert not items["clip_checkpoint"]["present"] and "IMAGENET_ERRORS_CLIP" in items["clip_checkpoint"]["fix"]
+
+
+def test_info_reports_fetched_sources_and_a_real_store(small_store, monkeypatch, capsys):
+    monkeypatch.setenv(paths.DB_ENV, str(small_store))
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "ok sample_images" in out and "1000/1000 files" in out
+    assert "2 models" in out
