@@ -15,8 +15,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from analysis import classify, experts, labelsets
+from analysis import classify, labelsets
 from analysis import taxonomy as tx
+from analysis.knowledge import experts
 
 
 def _without_non_prototypical(labelset: labelsets.LabelSet) -> labelsets.LabelSet:

@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 
 from analysis import taxonomy as tx
-from analysis.classes import NUM_CLASSES, check_class_ids
-from analysis.cooccurrence import MIN_IMAGES, loo_count
+from analysis.knowledge.classes import NUM_CLASSES, check_class_ids
+from analysis.knowledge.cooccurrence import MIN_IMAGES, loo_count
+from analysis.knowledge.superclasses import definitions, membership, overlapping, shares_superclass
 from analysis.labelsets import LabelSet
-from analysis.superclasses import definitions, membership, overlapping, shares_superclass
 
 
 def _oov_reason(reason) -> str:

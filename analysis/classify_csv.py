@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis import classify, labelsets, paths
 from analysis import taxonomy as tx
-from analysis.classes import NUM_CLASSES, VAL_FILE_RE, val_index, val_targets
+from analysis.knowledge.classes import NUM_CLASSES, VAL_FILE_RE, val_index, val_targets
 
 LABEL_MODES = ("given", "real", "single")
 MAX_LISTED = 20

@@ -102,8 +102,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from analysis import fetch, paths
-
+    from analysis import paths
+    from analysis.knowledge import fetch
     mirror = None if args.online else (args.mirror or paths.default_mirror())
     where = f"mirror {mirror}" if mirror else "the network (pinned GitHub URLs)"
     print(f"fetching into {paths.external_dir()} from {where}", file=sys.stderr)
@@ -113,7 +113,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_wordnet_export(args: argparse.Namespace) -> int:
-    from analysis import wordnet
+    from analysis.knowledge import wordnet
 
     summary = wordnet.export()
     print(f"wrote {summary['path']}: {summary['synsets']} synsets around {summary['classes']} classes")
@@ -121,7 +121,7 @@ def cmd_wordnet_export(args: argparse.Namespace) -> int:
 
 
 def cmd_superclasses(args: argparse.Namespace) -> int:
-    from analysis import superclasses
+    from analysis.knowledge import superclasses
 
     stats = superclasses.statistics()
     if args.json:
@@ -135,7 +135,7 @@ def cmd_superclasses(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse `argv`, run the command, and turn user errors into a message and exit code 2."""
-    from analysis.fetch import FetchError
+    from analysis.knowledge.fetch import FetchError
 
     args = _parser().parse_args(argv)
     module_name, func_name = COMMANDS[args.command].split(":")

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import queries, store
-from analysis.classes import NUM_CLASSES
+from analysis.knowledge.classes import NUM_CLASSES
 
 FORMATS = ("paper-npz", "logits", "csv")
 _SUFFIX_FORMATS = {".npz": "paper-npz", ".npy": "logits", ".csv": "csv"}

@@ -7,7 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from analysis import fetch, paths
+from analysis import paths
+from analysis.knowledge import fetch
 
 FETCHED = {
     "expert_vit3b": "expert labels, ViT-3B (Vasudevan et al.)",
@@ -24,7 +25,7 @@ def _item(name: str, present: bool, detail: str, fix: str | None) -> dict:
 
 
 def _packaged() -> list[dict]:
-    from analysis import classes
+    from analysis.knowledge import classes
 
     out = []
     try:
@@ -55,7 +56,7 @@ def _committed() -> list[dict]:
     sc = paths.SUPERCLASSES_JSON
     detail = str(sc.relative_to(paths.ROOT))
     if sc.is_file():
-        from analysis import superclasses
+        from analysis.knowledge import superclasses
 
         detail += f": {superclasses.statistics()['non_singleton_superclasses']} superclasses"
     out.append(_item("superclasses", sc.is_file(), detail, "git checkout data/superclasses.json"))

@@ -15,8 +15,16 @@ from typing import Sequence
 
 import numpy as np
 
-from analysis import cooccurrence
-from analysis.classes import NUM_CLASSES, NUM_VAL, check_class_ids, real_labels, val_index, val_targets, wnid_to_id
+from analysis.knowledge import cooccurrence
+from analysis.knowledge.classes import (
+    NUM_CLASSES,
+    NUM_VAL,
+    check_class_ids,
+    real_labels,
+    val_index,
+    val_targets,
+    wnid_to_id,
+)
 
 MODES = ("real", "multilabel", "single", "given")
 
@@ -80,7 +88,7 @@ class LabelSet:
 
     def common_pairs(self) -> np.ndarray:
         """Boolean `(1000, 1000)`: pairs common over all counted images (no leave-one-out), no shared superclass."""
-        from analysis.superclasses import shares_superclass
+        from analysis.knowledge.superclasses import shares_superclass
 
         return cooccurrence.common_pairs(self.cooccurrence, shares=shares_superclass())
 
@@ -117,7 +125,7 @@ def real_cooccurrence() -> np.ndarray:
 
 
 def _non_prototypical(val_idx: np.ndarray) -> np.ndarray:
-    from analysis.experts import non_prototypical_images
+    from analysis.knowledge.experts import non_prototypical_images
 
     marked = np.zeros(NUM_VAL + 1, dtype=bool)  # last slot: index -1 (no validation image)
     marked[list(non_prototypical_images())] = True

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from analysis import taxonomy as tx
-from analysis.classes import NUM_CLASSES
+from analysis.knowledge.classes import NUM_CLASSES
+from analysis.knowledge.superclasses import GROUPS, class_groups
 from analysis.labelsets import LabelSet
-from analysis.superclasses import GROUPS, class_groups
 
 GROUP_NAMES = ("all",) + tuple(GROUPS)
 

@@ -76,7 +76,7 @@ def _training_data(tag: str) -> str:
 def _paper_row(model_name: str) -> dict | None:
     """The paper zoo's row for a timm/torchvision model id, when the zoo files are fetched."""
     try:
-        from analysis import zoo
+        from analysis.knowledge import zoo
 
         df = zoo.load_models()
     except (FileNotFoundError, ValueError):

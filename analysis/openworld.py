@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from analysis import superclasses, wordnet
-from analysis.classes import NUM_CLASSES
 from analysis.embedders import Embedder, EmbeddingCache, embed_images, embed_texts
+from analysis.knowledge import superclasses, wordnet
+from analysis.knowledge.classes import NUM_CLASSES
 
 if TYPE_CHECKING:
     from PIL import Image

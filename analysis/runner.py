@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from analysis import paths, queries, store
-from analysis.classes import VAL_FILE_RE, val_index, wnid_to_id
+from analysis.knowledge.classes import VAL_FILE_RE, val_index, wnid_to_id
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp")
 CHUNK_IMAGES = 512
@@ -82,7 +82,7 @@ def _imagenet_val(root: Path | None) -> ImageSet:
     found = {name: p for name, p in found.items() if VAL_FILE_RE.match(name)}
     if not found:
         raise FileNotFoundError(f"{root} holds no ILSVRC2012_val_*.JPEG files (flat or one folder per wnid)")
-    from analysis.classes import val_targets
+    from analysis.knowledge.classes import val_targets
 
     names = sorted(found)
     ids = np.array([val_index(n) for n in names], dtype=np.int32)

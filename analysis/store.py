@@ -32,7 +32,8 @@ SQL_DIR = Path(__file__).with_name("sql")
 WRITE_MODES = ("new", "replace", "merge")
 # Files whose content decides the category of a pair: a change re-classifies every stored pair on build.
 _CLASSIFIER_FILES = (paths.SUPERCLASSES_JSON, paths.COLLAPSED_JSON, paths.WORDNET_JSON,
-                     *(Path(__file__).with_name(f"{m}.py") for m in ("classify", "labelsets", "cooccurrence", "taxonomy")))
+                     *(paths.ROOT / "analysis" / path for path in (
+                         "classify.py", "labelsets.py", "knowledge/cooccurrence.py", "taxonomy.py")))
 
 
 class StoreError(UserError):
@@ -201,7 +202,7 @@ def _say(message: str, progress: bool) -> None:
 
 
 def _classes_frame() -> pd.DataFrame:
-    from analysis import classes, superclasses, wordnet
+    from analysis.knowledge import classes, superclasses, wordnet
 
     graph = wordnet.load()
     cls = classes.classes()
@@ -217,7 +218,7 @@ def _classes_frame() -> pd.DataFrame:
 
 
 def _superclass_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
-    from analysis import superclasses
+    from analysis.knowledge import superclasses
 
     defs = superclasses.definitions()
     member = superclasses.membership()
@@ -243,8 +244,8 @@ def images_table(labelset, file_names: list[str]) -> pa.Table:
 
 def _dataset_loads(missing: list[str]) -> list[tuple[tuple, pa.Table]]:
     """(datasets row, images table) for imagenet-val (ReaL) and samples (single labels), when available."""
-    from analysis import classes, labelsets
-
+    from analysis import labelsets
+    from analysis.knowledge import classes
     real = labelsets.real()
     val_root = paths.imagenet_dir()
     out = [(("imagenet-val", "real", str(val_root) if val_root else None,
@@ -270,7 +271,7 @@ def _optional(loader, source: str, missing: list[str]):
 
 
 def _paper_frames(missing: list[str]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    from analysis import zoo
+    from analysis.knowledge import zoo
 
     models = _optional(zoo.load_models, "zoo_models", missing)
     if models is not None:
@@ -290,7 +291,7 @@ def _paper_frames(missing: list[str]) -> tuple[pd.DataFrame | None, pd.DataFrame
 
 
 def _experts_frame(missing: list[str]) -> pd.DataFrame | None:
-    from analysis import experts
+    from analysis.knowledge import experts
 
     frames = []
     for expert, source in experts.EXPERTS.items():
@@ -319,8 +320,8 @@ def build(path: Path | str | None = None, *, progress: bool = True) -> dict[str,
     and listed in meta `missing_sources`. When the classifier's knowledge changed since the last build,
     every stored (image, prediction) pair is classified again. Returns row counts per table.
     """
-    from analysis import cooccurrence, labelsets
-
+    from analysis import labelsets
+    from analysis.knowledge import cooccurrence
     con = connect(path)  # first: a locked or unusable store fails before the slow loading
     try:
         missing: list[str] = []

@@ -26,9 +26,11 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analysis import agreement, classes, classify, export, labelsets, store, views  # noqa: E402
-from analysis.filters import ErrorFilter  # noqa: E402
 from report import update_section  # noqa: E402
+
+from analysis import agreement, classify, export, labelsets, store, views  # noqa: E402
+from analysis.filters import ErrorFilter  # noqa: E402
+from analysis.knowledge import classes
 
 TARGET_P95_MS = 300.0
 FAMILIES = ("cnn", "transformer", "mlp", "hybrid")

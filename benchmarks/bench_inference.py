@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from analysis import classes, store
-
+    from analysis import store
+    from analysis.knowledge import classes
     devices = ["cpu", "cuda"] if args.device == "auto" and torch.cuda.is_available() else \
         ["cpu" if args.device == "auto" else args.device]
     files = [p for p, _ in classes.sample_images()[: args.images]]

@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/PERFORMANCE.md alone")
     args = parser.parse_args(argv)
 
-    from analysis import classes, store
-
+    from analysis import store
+    from analysis.knowledge import classes
     workdir = Path(tempfile.mkdtemp(prefix="bench-store-"))
     path = args.keep or workdir / "zoo.duckdb"
     t0 = time.perf_counter()

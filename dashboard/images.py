@@ -12,7 +12,8 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
-from analysis import classes, paths
+from analysis import paths
+from analysis.knowledge import classes
 
 
 @st.cache_resource(show_spinner=False)

@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python scripts/superclass_report.py [--members] [--misses]
 
-Prints the statistics of `analysis.superclasses` next to the paper's (161 superclasses,
+Prints the statistics of `analysis.knowledge.superclasses` next to the paper's (161 superclasses,
 74 classes without one, 5,476 pairs), and per category of the paper's dev rows
 (`../shared/reference/paper_common_errors_dev.csv`) the share of rows whose prediction
 shares a superclass with a label (target included): near 1 for fine-grained, near 0 otherwise.
@@ -20,7 +20,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis import classes, superclasses  # noqa: E402
+from analysis.knowledge import classes, superclasses  # noqa: E402
 
 DEV_CSV = ROOT.parent / "shared" / "reference" / "paper_common_errors_dev.csv"
 PAPER = {"superclasses": 161, "classes_without_superclass": 74, "same_superclass_pairs": 5476,

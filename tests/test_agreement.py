@@ -3,8 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from analysis import agreement, experts
+from analysis import agreement
 from analysis.cli import main
+from analysis.knowledge import experts
 
 
 def test_cohen_kappa_hand_example():

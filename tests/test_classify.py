@@ -3,8 +3,8 @@ import pytest
 
 from analysis import classify, labelsets
 from analysis import taxonomy as tx
-from analysis.experts import non_prototypical_images
-from analysis.superclasses import overlapping, shares_superclass
+from analysis.knowledge.experts import non_prototypical_images
+from analysis.knowledge.superclasses import overlapping, shares_superclass
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from analysis import embedders, paths
-from analysis.classes import sample_images
 from analysis.embedders import DuckDBCache, MemoryCache, OpenClipEmbedder, clip_status, embed_images, embed_texts
+from analysis.knowledge.classes import sample_images
 from analysis.openworld import OpenWorldCheck
 
 TINY = "atlas-tiny-test"
@@ -144,8 +144,8 @@ def test_open_clip_end_to_end_with_a_tiny_random_model(tiny_checkpoint):
 def test_classify_csv_runs_the_open_world_check_with_a_checkpoint(tiny_checkpoint, tmp_path, monkeypatch, capsys):
     import pandas as pd
 
-    from analysis.classes import sample_images
     from analysis.cli import main
+    from analysis.knowledge.classes import sample_images
 
     samples = sample_images()[:6]
     monkeypatch.setenv("IMAGENET_DIR", str(samples[0][0].parent))

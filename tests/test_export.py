@@ -7,8 +7,9 @@ import io
 import pandas as pd
 import pytest
 
-from analysis import cli, experts, export, imports, store
+from analysis import cli, export, imports, store
 from analysis.filters import ErrorFilter
+from analysis.knowledge import experts
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import classes, cli, imports, labelsets, store
+from analysis import cli, imports, labelsets, store
+from analysis.knowledge import classes
 
 N = classes.NUM_VAL
 

@@ -6,7 +6,7 @@ from timm.utils import accuracy
 
 from analysis import classify, labelsets, metrics
 from analysis import taxonomy as tx
-from analysis.classes import val_file_name
+from analysis.knowledge.classes import val_file_name
 
 
 @pytest.fixture(scope="module")

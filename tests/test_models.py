@@ -8,7 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from analysis import classes, models
+from analysis import models
+from analysis.knowledge import classes
 
 
 @pytest.mark.parametrize("name, size", [("efficientnet-lite0", 224), ("efficientnet-lite1", 240),

@@ -7,7 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from analysis import classes, cli, runner, store
+from analysis import cli, runner, store
+from analysis.knowledge import classes
 
 DATA_TABLES_EXCLUDE = ("runs", "prediction_staging")  # run bookkeeping; everything else must stay unchanged
 

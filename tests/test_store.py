@@ -12,7 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from analysis import cli, experts, labelsets, metrics, queries, store, superclasses, taxonomy, zoo
+from analysis import cli, labelsets, metrics, queries, store, taxonomy
+from analysis.knowledge import experts, superclasses, zoo
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import paths, wordnet
-from analysis.classes import NUM_CLASSES
+from analysis import paths
+from analysis.knowledge import wordnet
+from analysis.knowledge.classes import NUM_CLASSES
 
 GROUPS = wordnet.GROUPS
 

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.classes import NUM_CLASSES
+from analysis.knowledge.classes import NUM_CLASSES
 
 MIN_IMAGES = 2
 
@@ -65,7 +65,7 @@ def common_pairs(counts: np.ndarray, *, shares: np.ndarray, min_images: int = MI
     """Boolean `(1000, 1000)`: pairs co-occurring in >= `min_images` images that share no superclass.
 
     `counts` `(1000, 1000)` from `count_matrix`, `shares` `(1000, 1000)` from
-    `analysis.superclasses.shares_superclass()`. The diagonal is never common.
+    `analysis.knowledge.superclasses.shares_superclass()`. The diagonal is never common.
     """
     for name, value in (("counts", counts), ("shares", shares)):
         if np.shape(value) != (NUM_CLASSES, NUM_CLASSES):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import fetch
+from analysis.knowledge import fetch
 
 ZOO_DATASETS = ("imagenet", "imagenet-a")
 ZOO_GROUPS = ("all", "organism", "artifact", "other")

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis import paths, superclasses, wordnet
+from analysis import paths
+from analysis.knowledge import superclasses, wordnet
 
 DEV_CSV = paths.ROOT.parent / "shared" / "reference" / "paper_common_errors_dev.csv"
 # Paper figures (DESIGN §2) that this rebuild reaches; see test_paper_figures_not_yet_reached.

@@ -2,7 +2,7 @@
 
 import pytest
 
-from analysis import zoo
+from analysis.knowledge import zoo
 
 
 def test_models_summary():

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis import fetch, paths
+from analysis import paths
 from analysis.cli import main
+from analysis.knowledge import fetch
 
 MIRROR = paths.default_mirror()
 needs_mirror = pytest.mark.skipif(MIRROR is None, reason="no local mirror (../shared/mirror or IMAGENET_ERRORS_MIRROR)")

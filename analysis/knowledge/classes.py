@@ -98,7 +98,7 @@ def real_labels() -> tuple[tuple[int, ...], ...]:
 
 def sample_images(folder: Path | None = None) -> list[tuple[Path, int]]:
     """The class sample images as (path, class id) sorted by id; class from the `<wnid>_` file prefix."""
-    from analysis import fetch
+    from analysis.knowledge import fetch
 
     if folder is None:
         folder = fetch.files_of("sample_images")[0].local_path().parent

@@ -150,7 +150,7 @@ def build_subgraph(class_wnids: list[str], *, data_dir: Path | None = None) -> d
 
 def export(path: Path = paths.WORDNET_JSON, *, data_dir: Path | None = None) -> dict:
     """Regenerate the committed subgraph JSON from NLTK's WordNet; return summary counts."""
-    from analysis.classes import wnids
+    from analysis.knowledge.classes import wnids
 
     graph = build_subgraph(list(wnids()), data_dir=data_dir)
     path.write_text(json.dumps(graph, indent=0, sort_keys=True, ensure_ascii=False) + "\n")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from analysis import classes
+from analysis.knowledge import classes
 
 
 def test_classes_have_wnid_name_lemmas_definition():

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import fetch
-from analysis.classes import val_index
+from analysis.knowledge import fetch
+from analysis.knowledge.classes import val_index
 
 EXPERTS = {"vit3b": "expert_vit3b", "greedysoups": "expert_greedysoups"}
 EXPERT_NAMES = {"vit3b": "ViT-3B", "greedysoups": "Greedy Soups"}

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis import paths, wordnet
-from analysis.classes import wnids
+from analysis import paths
+from analysis.knowledge import wordnet
+from analysis.knowledge.classes import wnids
 
 
 def test_subgraph_covers_classes_ancestors_and_siblings():

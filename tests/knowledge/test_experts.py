@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from analysis import experts
+from analysis.knowledge import experts
 
 
 def test_vit3b_and_greedysoups_mapped_to_stable_ids():
