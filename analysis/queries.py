@@ -6,8 +6,8 @@ table names read from DuckDB's own catalogue and the fixed names of registered f
 
 from __future__ import annotations
 
-from analysis import taxonomy
 from analysis.filters import ErrorFilter
+from analysis.taxonomy import categories
 
 # --- schema and bookkeeping --------------------------------------------------------------------------
 
@@ -129,10 +129,10 @@ MODELS_LIST = """
 
 # --- per-model summary (schema v3) ----------------------------------------------------------------------
 
-# One row per model × dataset × group with the definitions of analysis.metrics.model_metrics: MLA averages the
+# One row per model × dataset × group with the definitions of analysis.taxonomy.metrics.model_metrics: MLA averages the
 # per-image "counts as correct" over the evaluated images of each target class, then over the classes present.
 # A pair not (yet) classified reads as correct when prediction = target, else as unclassified (an error).
-SUMMARY_COUNT_COLUMNS = tuple(f"count_{c}" for c in taxonomy.ERROR_IDS)  # fixed names from the taxonomy
+SUMMARY_COUNT_COLUMNS = tuple(f"count_{c}" for c in categories.ERROR_IDS)  # fixed names from the taxonomy
 _SUMMARY_INSERT = """
     INSERT INTO model_summary
     WITH r AS (
@@ -164,13 +164,13 @@ _SUMMARY_INSERT = """
     FROM per_class GROUP BY GROUPING SETS ((model_id, dataset), (model_id, dataset, grp))
 """
 _SUMMARY_PER_CLASS = ",\n               ".join(
-    f"count(*) FILTER (WHERE evaluated AND category = '{c}') AS count_{c}" for c in taxonomy.ERROR_IDS)
+    f"count(*) FILTER (WHERE evaluated AND category = '{c}') AS count_{c}" for c in categories.ERROR_IDS)
 _SUMMARY_SUMS = ", ".join(f"sum({c})" for c in SUMMARY_COUNT_COLUMNS)
 SUMMARY_INSERT_MODEL = _SUMMARY_INSERT.format(where="p.model_id = $model AND p.dataset = $dataset",
                                               per_class_counts=_SUMMARY_PER_CLASS, sums=_SUMMARY_SUMS)
 SUMMARY_INSERT_ALL = _SUMMARY_INSERT.format(where="TRUE", per_class_counts=_SUMMARY_PER_CLASS, sums=_SUMMARY_SUMS)
 SUMMARY_PARAMS = {"non_errors": ["correct", "not_evaluated"],
-                  **{name: list(ids) for name, ids in taxonomy.COUNTS_AS_CORRECT.items()}}
+                  **{name: list(ids) for name, ids in categories.COUNTS_AS_CORRECT.items()}}
 SUMMARY_DELETE_MODEL = "DELETE FROM model_summary WHERE model_id = ? AND dataset = ?"
 SUMMARY_DELETE_ALL = "DELETE FROM model_summary"
 

@@ -108,7 +108,7 @@ def _folder(root: Path | None, con) -> ImageSet:
     dataset = f"folder:{root.resolve().name}"
     targets = np.array([t for _, _, t in files], dtype=np.int16)
     ids = np.arange(len(files), dtype=np.int32)
-    from analysis import labelsets
+    from analysis.taxonomy import labelsets
 
     table = store.images_table(labelsets.single(targets), [n for n, _, _ in files])
     if store.first(con, queries.DATASET_GET, [dataset]) is not None:

@@ -33,7 +33,8 @@ WRITE_MODES = ("new", "replace", "merge")
 # Files whose content decides the category of a pair: a change re-classifies every stored pair on build.
 _CLASSIFIER_FILES = (paths.SUPERCLASSES_JSON, paths.COLLAPSED_JSON, paths.WORDNET_JSON,
                      *(paths.ROOT / "analysis" / path for path in (
-                         "classify.py", "labelsets.py", "knowledge/cooccurrence.py", "taxonomy.py")))
+                         "taxonomy/classify.py", "taxonomy/labelsets.py", "knowledge/cooccurrence.py",
+                         "taxonomy/categories.py")))
 
 
 class StoreError(UserError):
@@ -244,8 +245,8 @@ def images_table(labelset, file_names: list[str]) -> pa.Table:
 
 def _dataset_loads(missing: list[str]) -> list[tuple[tuple, pa.Table]]:
     """(datasets row, images table) for imagenet-val (ReaL) and samples (single labels), when available."""
-    from analysis import labelsets
     from analysis.knowledge import classes
+    from analysis.taxonomy import labelsets
     real = labelsets.real()
     val_root = paths.imagenet_dir()
     out = [(("imagenet-val", "real", str(val_root) if val_root else None,
@@ -320,8 +321,8 @@ def build(path: Path | str | None = None, *, progress: bool = True) -> dict[str,
     and listed in meta `missing_sources`. When the classifier's knowledge changed since the last build,
     every stored (image, prediction) pair is classified again. Returns row counts per table.
     """
-    from analysis import labelsets
     from analysis.knowledge import cooccurrence
+    from analysis.taxonomy import labelsets
     con = connect(path)  # first: a locked or unusable store fails before the slow loading
     try:
         missing: list[str] = []
@@ -372,7 +373,7 @@ def build(path: Path | str | None = None, *, progress: bool = True) -> dict[str,
 
 def labelset_for(con: duckdb.DuckDBPyConnection, dataset: str):
     """The LabelSet of a stored dataset: ReaL for label mode `real`, the stored targets for `single`."""
-    from analysis import labelsets
+    from analysis.taxonomy import labelsets
 
     row = first(con, queries.DATASET_GET, [dataset])
     if row is None:
@@ -386,7 +387,7 @@ def labelset_for(con: duckdb.DuckDBPyConnection, dataset: str):
 
 def _classify_incoming(con: duckdb.DuckDBPyConnection, dataset: str, sql: str, params: list) -> int:
     """Classify the pairs `sql` selects (image_id, prediction) and insert them into pair_categories."""
-    from analysis import classify
+    from analysis.taxonomy import classify
 
     pairs = con.execute(sql, params).fetchnumpy()
     if len(pairs["image_id"]) == 0:

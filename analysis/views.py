@@ -11,7 +11,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from analysis import taxonomy
+from analysis.taxonomy import categories
 
 GROUPS = ("organism", "artifact", "other")
 COMPARE_KINDS = ("only_a", "only_b", "both_different", "cell")
@@ -103,7 +103,7 @@ def model_metrics(con: duckdb.DuckDBPyConnection, model_id: str, *, dataset: str
 
     Columns: grp, images, evaluated, errors, top1, real_accuracy (NaN unless the dataset has ReaL labels),
     mla, mla_minor, mla_explainable — read from `model_summary`, which holds the definitions of
-    `analysis.metrics.model_metrics`: MLA averages per-image correctness over the evaluated images of each
+    `analysis.taxonomy.metrics.model_metrics`: MLA averages per-image correctness over the evaluated images of each
     target class, then over classes.
     """
     _check_text("model_id", model_id)
@@ -133,7 +133,7 @@ def composition(con: duckdb.DuckDBPyConnection, model_id: str, *, dataset: str) 
         FROM c ORDER BY grp, category
     """
     df = _df(con, sql, {"model": model_id, "dataset": dataset, "non_errors": list(_NON_ERRORS)})
-    order = {c: i for i, c in enumerate(taxonomy.IDS)}
+    order = {c: i for i, c in enumerate(categories.IDS)}
     return df.sort_values(["grp", "category"], key=lambda s: s.map(order) if s.name == "category" else s,
                           ignore_index=True)
 
@@ -321,8 +321,8 @@ def zoo_points(con: duckdb.DuckDBPyConnection, *, category: str, x: str = "mla",
         raise ValueError(f"x={x!r} is unknown; choose one of {ZOO_X}")
     if grp not in ("all", *GROUPS):
         raise ValueError(f"grp={grp!r} is unknown; choose one of {('all', *GROUPS)}")
-    if category not in taxonomy.ERROR_IDS:
-        raise ValueError(f"category={category!r} is not an error category; choose one of {taxonomy.ERROR_IDS}")
+    if category not in categories.ERROR_IDS:
+        raise ValueError(f"category={category!r} is not an error category; choose one of {categories.ERROR_IDS}")
     count_column = f"count_{category}"  # validated category id above: a known column name
     paper = _df(con, f"""
         SELECT model_dir_id AS model_id, 'paper' AS source, training_data, arch_family AS family,

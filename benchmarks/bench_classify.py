@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 from report import update_section  # noqa: E402
 
-from analysis import classify, labelsets, metrics  # noqa: E402
-from analysis import taxonomy as tx  # noqa: E402
 from analysis.knowledge.superclasses import shares_superclass  # noqa: E402
+from analysis.taxonomy import categories as tx  # noqa: E402
+from analysis.taxonomy import classify, labelsets, metrics  # noqa: E402
 
 SECTION = "classify"
 CONFUSIONS = 6

@@ -3,7 +3,7 @@
 Builds a temporary store with `analysis.store` (reference tables), bulk-inserts a synthetic zoo
 (default 200 models × 50,000 validation images; each image has a few likely confusions that the
 models share, as real mistakes do), classifies the distinct (image, prediction) pairs with
-`analysis.classify.classify_pairs`, fills the per-model summary (`store.refresh_summary`), then times every `analysis.views` query and the first page of
+`analysis.taxonomy.classify.classify_pairs`, fills the per-model summary (`store.refresh_summary`), then times every `analysis.views` query and the first page of
 `analysis.export.errors_frame`. Target: p95 < 300 ms per query. Writes `docs/PERFORMANCE.md`
 section `<!-- bench:dashboard -->`.
 
@@ -28,9 +28,10 @@ sys.path.insert(0, str(ROOT))
 
 from report import update_section  # noqa: E402
 
-from analysis import agreement, classify, export, labelsets, store, views  # noqa: E402
+from analysis import export, store, views
 from analysis.filters import ErrorFilter  # noqa: E402
 from analysis.knowledge import classes
+from analysis.taxonomy import agreement, classify, labelsets  # noqa: E402
 
 TARGET_P95_MS = 300.0
 FAMILIES = ("cnn", "transformer", "mlp", "hybrid")

@@ -11,8 +11,8 @@ from typing import Callable, Sequence
 
 import streamlit as st
 
-from analysis import taxonomy
 from analysis.filters import ErrorFilter
+from analysis.taxonomy import categories
 
 # ErrorFilter field -> sidebar widget key.
 FILTER_KEYS = {
@@ -104,13 +104,13 @@ def sidebar_filter(datasets: list[str], models: list[str], superclasses: dict[st
     sb.header("Filters")
     _sanitise(FILTER_KEYS["dataset"], datasets, multi=False)
     dataset = sb.selectbox("Dataset", datasets, key=FILTER_KEYS["dataset"])
-    for field, options in (("models", models), ("categories", taxonomy.ERROR_IDS),
+    for field, options in (("models", models), ("categories", categories.ERROR_IDS),
                            ("superclasses", list(superclasses)), ("families", families),
                            ("groups", ["organism", "artifact", "other"])):
         _sanitise(FILTER_KEYS[field], options, multi=True)
     chosen = sb.multiselect("Models", models, key=FILTER_KEYS["models"], placeholder="all models")
-    categories = sb.multiselect("Category", taxonomy.ERROR_IDS, key=FILTER_KEYS["categories"],
-                                format_func=taxonomy.NAMES.get, placeholder="all error categories")
+    chosen_categories = sb.multiselect("Category", categories.ERROR_IDS, key=FILTER_KEYS["categories"],
+                                       format_func=categories.NAMES.get, placeholder="all error categories")
     chosen_sc = sb.multiselect("Superclass (target or prediction)", list(superclasses),
                                key=FILTER_KEYS["superclasses"], format_func=lambda s: superclasses.get(s, s),
                                placeholder="type to search", filter_mode="contains")
@@ -123,7 +123,7 @@ def sidebar_filter(datasets: list[str], models: list[str], superclasses: dict[st
         st.session_state[key] = 1
     min_models = sb.number_input("Made by at least k models", min_value=1, max_value=max(1, max_models), step=1,
                                  key=key)
-    flt = ErrorFilter(models=tuple(chosen), dataset=dataset, categories=tuple(categories),
+    flt = ErrorFilter(models=tuple(chosen), dataset=dataset, categories=tuple(chosen_categories),
                       superclasses=tuple(chosen_sc), families=tuple(fams), groups=tuple(groups),
                       class_search=search.strip(), min_models=int(min_models))
     st.session_state[_FILTER] = flt

@@ -8,7 +8,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from analysis import export, taxonomy
+from analysis import export
+from analysis.taxonomy import categories
 from dashboard import db
 
 
@@ -19,17 +20,17 @@ def csv_download(label: str, frame: Callable[[], pd.DataFrame], *, file_name: st
 
 
 def category_label(category: str) -> str:
-    return taxonomy.NAMES.get(category, category)
+    return categories.NAMES.get(category, category)
 
 
 def composition_chart(frame: pd.DataFrame, *, key: str):
     """Stacked bars: portion of errors of each category per group, in taxonomy order and colours."""
     data = frame.assign(category_name=frame["category"].map(category_label))
-    order = [taxonomy.NAMES[c] for c in taxonomy.ERROR_IDS]
+    order = [categories.NAMES[c] for c in categories.ERROR_IDS]
     fig = px.bar(
         data, x="grp", y="portion", color="category_name", text="errors",
         category_orders={"category_name": order, "grp": ["all", "organism", "artifact", "other"]},
-        color_discrete_map={taxonomy.NAMES[c]: taxonomy.COLOURS[c] for c in taxonomy.IDS},
+        color_discrete_map={categories.NAMES[c]: categories.COLOURS[c] for c in categories.IDS},
         labels={"grp": "group", "portion": "portion of errors", "category_name": "category"},
         hover_data={"errors": True, "portion": ":.1%"},
     )

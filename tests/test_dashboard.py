@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analysis import agreement, export, metrics, store, views
+from analysis import export, store, views
 from analysis.filters import ErrorFilter
+from analysis.taxonomy import agreement, metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard" / "app.py"
@@ -84,7 +85,7 @@ def _pct(value: float) -> str:
 
 
 def _expected_metrics(con, model_id: str):
-    """The model's metrics computed by analysis.metrics from the store's rows (not through views)."""
+    """The model's metrics computed by analysis.taxonomy.metrics from the store's rows (not through views)."""
     rows = con.execute("""
         SELECT p.image_id, p.prediction, c.category FROM predictions p
         JOIN pair_categories c ON c.dataset = p.dataset AND c.image_id = p.image_id AND c.prediction = p.prediction
@@ -214,7 +215,7 @@ def test_zoo_page_has_every_paper_and_stored_model(db, con, model_ids):
     paper = con.execute("SELECT count(*) FROM paper_model_stats WHERE dataset = 'imagenet' AND grp = 'all'").fetchone()[0]
     assert (table["source"] == "paper").sum() == paper == 962
     assert sorted(table.loc[table["source"] == "stored", "model_id"]) == sorted(model_ids)
-    for model_id in model_ids:  # a stored model's point is its MLA and fine-grained portion from analysis.metrics
+    for model_id in model_ids:  # a stored model's point is its MLA and fine-grained portion from analysis.taxonomy.metrics
         point = table[(table["source"] == "stored") & (table["model_id"] == model_id)].iloc[0]
         expected_metrics = _expected_metrics(con, model_id).loc["all"]
         assert point["x"] == pytest.approx(expected_metrics["mla"])

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import cli, imports, labelsets, store
+from analysis import cli, imports, store
 from analysis.knowledge import classes
+from analysis.taxonomy import labelsets
 
 N = classes.NUM_VAL
 

@@ -12,8 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from analysis import cli, labelsets, metrics, queries, store, taxonomy
+from analysis import cli, queries, store
 from analysis.knowledge import experts, superclasses, zoo
+from analysis.taxonomy import categories, labelsets, metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -214,7 +215,7 @@ def test_summary_has_the_definitions_of_model_metrics(small_store):
     try:
         columns = [r[0] for r in con.execute("DESCRIBE model_summary").fetchall()]
         assert [c for c in columns if c.startswith("count_")] == list(queries.SUMMARY_COUNT_COLUMNS) == [
-            f"count_{c}" for c in taxonomy.ERROR_IDS]
+            f"count_{c}" for c in categories.ERROR_IDS]
         summary = con.execute("SELECT * FROM model_summary").df()
         assert not summary.duplicated(["model_id", "dataset", "grp"]).any()
         assert sorted(summary["model_id"].unique()) == ["efficientnet-lite0", "efficientnet-lite1"]

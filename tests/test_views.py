@@ -1,4 +1,4 @@
-"""Dashboard page queries that read the per-model summary: the figures of `analysis.metrics` on the small store."""
+"""Dashboard page queries that read the per-model summary: the figures of `analysis.taxonomy.metrics` on the small store."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from analysis import metrics, store, views
+from analysis import store, views
+from analysis.taxonomy import metrics
 
 MODELS = ("efficientnet-lite0", "efficientnet-lite1")
 

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from analysis import taxonomy
+from analysis.taxonomy import categories
 from dashboard import db, images, state, widgets
 
 PAGE_SIZE = 12
@@ -64,11 +64,11 @@ def _detail(value: str) -> None:
         with right:
             cat = detail["category"]
             st.markdown(f"**Model** `{detail['model_id']}` · **category** "
-                        f":{'green' if cat in taxonomy.COUNTS_AS_CORRECT['mla'] else 'red'}[{widgets.category_label(cat)}]"
-                        f" ({taxonomy.BY_ID[cat].severity if cat in taxonomy.BY_ID else 'unclassified'}) · "
+                        f":{'green' if cat in categories.COUNTS_AS_CORRECT['mla'] else 'red'}[{widgets.category_label(cat)}]"
+                        f" ({categories.BY_ID[cat].severity if cat in categories.BY_ID else 'unclassified'}) · "
                         f"reason `{detail['reason'] or '—'}`")
-            if cat in taxonomy.BY_ID:
-                st.caption(taxonomy.BY_ID[cat].description)
+            if cat in categories.BY_ID:
+                st.caption(categories.BY_ID[cat].description)
             st.markdown(f"**Target** {target['name']} (`{target['id']}`, {target['wnid']}) · **prediction** "
                         f"{prediction['name']} (`{prediction['id']}`, {prediction['wnid']})"
                         + (f", confidence {detail['confidence']:.1%}" if detail["confidence"] is not None else ""))

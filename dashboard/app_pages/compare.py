@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from analysis import taxonomy
+from analysis.taxonomy import categories
 from dashboard import db, state, widgets
 
 SHOWN_ROWS = 500
@@ -47,8 +47,8 @@ matrix = db.view("transition_matrix", model_a, model_b, dataset=flt.dataset)
 if matrix.empty:
     widgets.empty("The two models share no evaluated images on this dataset.")
     st.stop()
-order = [c for c in taxonomy.IDS if c in set(matrix["category_a"]) | set(matrix["category_b"])]
-names = [taxonomy.NAMES.get(c, c) for c in order]
+order = [c for c in categories.IDS if c in set(matrix["category_a"]) | set(matrix["category_b"])]
+names = [categories.NAMES.get(c, c) for c in order]
 # A heatmap drawn as square markers: scatter points can be clicked (selected), heatmap cells cannot.
 ia, ib = [order.index(c) for c in matrix["category_a"]], [order.index(c) for c in matrix["category_b"]]
 fig = go.Figure(go.Scatter(
@@ -68,7 +68,7 @@ cells = [f"{a}|{b}" for a, b, _ in sorted(zip(matrix["category_a"], matrix["cate
 points = event.selection.points if event is not None and hasattr(event, "selection") else []
 if points and points[0].get("customdata") in cells and points[0]["customdata"] != st.session_state.get("_cmp_clicked"):
     st.session_state["cmp_cell"] = st.session_state["_cmp_clicked"] = points[0]["customdata"]
-cell_label = {c: f"{taxonomy.NAMES.get(c.split('|')[0])} → {taxonomy.NAMES.get(c.split('|')[1])} "
+cell_label = {c: f"{categories.NAMES.get(c.split('|')[0])} → {categories.NAMES.get(c.split('|')[1])} "
                  f"({int(matrix.loc[(matrix.category_a == c.split('|')[0]) & (matrix.category_b == c.split('|')[1]), 'images'].iloc[0])})"
               for c in cells}
 cell = state.selectbox("Show the images of a cell (A → B), or click a cell", cells, key="cmp_cell", url="cell",

@@ -6,8 +6,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from analysis import agreement
 from analysis.knowledge import classes, experts, fetch
+from analysis.taxonomy import agreement
 from dashboard import state, widgets
 
 st.title("Experts vs automatic categories")

@@ -8,7 +8,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from analysis import taxonomy
+from analysis.taxonomy import categories
 from dashboard import db, state, widgets
 
 COLOUR_BY = {"training_data": "training data", "family": "model family"}
@@ -18,8 +18,8 @@ flt = state.current_filter()
 st.title("Model zoo")
 cols = st.columns(4)
 with cols[0]:
-    category = state.selectbox("Error category", list(taxonomy.ERROR_IDS), key="zoo_category", url="category",
-                               format_func=taxonomy.NAMES.get, index=taxonomy.ERROR_IDS.index("fine_grained"))
+    category = state.selectbox("Error category", list(categories.ERROR_IDS), key="zoo_category", url="category",
+                               format_func=categories.NAMES.get, index=categories.ERROR_IDS.index("fine_grained"))
 with cols[1]:
     x = state.selectbox("Against", list(X_LABEL), key="zoo_x", url="x", format_func=X_LABEL.get)
 with cols[2]:
@@ -41,7 +41,7 @@ if paper.empty:
 
 fig = px.scatter(paper, x="x", y="portion", color=colour, hover_name="model_id",
                  hover_data={"family": True, "training_data": True, "errors": True, "x": ":.2f", "portion": ":.1%"},
-                 opacity=0.6, labels={"x": X_LABEL[x], "portion": f"portion of errors: {taxonomy.NAMES[category]}",
+                 opacity=0.6, labels={"x": X_LABEL[x], "portion": f"portion of errors: {categories.NAMES[category]}",
                                       "training_data": "training data", "family": "family"})
 if len(paper) >= 2:
     slope, intercept = np.polyfit(paper["x"], paper["portion"], 1)

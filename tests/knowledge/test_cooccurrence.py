@@ -4,9 +4,9 @@ from itertools import product
 import numpy as np
 import pytest
 
-from analysis import labelsets
 from analysis.knowledge import cooccurrence as co
 from analysis.knowledge.classes import real_labels, val_targets
+from analysis.taxonomy import labelsets
 
 
 def test_count_matrix_counts_each_image_once_per_pair():

@@ -30,7 +30,7 @@ DEFAULT_MODEL = "ViT-L-14-336-quickgelu"
 NO_CHECKPOINT = f"no checkpoint: set {paths.CLIP_ENV} or pass --clip"
 DEVICES = ("auto", "cpu", "cuda")
 _CACHE_TABLES = ("clip_image_embeddings", "clip_text_embeddings")
-_SCHEMA_SQL = Path(__file__).with_name("schema.sql")
+_SCHEMA_SQL = paths.ROOT / "analysis" / "schema.sql"
 _INSERT_IMAGES = "INSERT INTO clip_image_embeddings BY NAME SELECT * FROM _clip_rows"
 _INSERT_TEXTS = "INSERT INTO clip_text_embeddings BY NAME SELECT * FROM _clip_rows"
 

@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 
-from analysis import taxonomy as tx
 from analysis.cli import main
+from analysis.taxonomy import categories as tx
 
 DEV_CSV = "/work/shared/reference/paper_common_errors_dev.csv"
 

@@ -7,10 +7,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analysis import embedders, paths
-from analysis.embedders import DuckDBCache, MemoryCache, OpenClipEmbedder, clip_status, embed_images, embed_texts
+from analysis import paths
 from analysis.knowledge.classes import sample_images
-from analysis.openworld import OpenWorldCheck
+from analysis.taxonomy import embedders
+from analysis.taxonomy.embedders import (
+    DuckDBCache,
+    MemoryCache,
+    OpenClipEmbedder,
+    clip_status,
+    embed_images,
+    embed_texts,
+)
+from analysis.taxonomy.openworld import OpenWorldCheck
 
 TINY = "atlas-tiny-test"
 # Tiny vision and text towers (about 1.7 MB, mostly the 49,408-token embedding of the shipped BPE vocabulary).

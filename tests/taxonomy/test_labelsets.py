@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from analysis import labelsets
 from analysis.knowledge import cooccurrence as co
 from analysis.knowledge.classes import real_labels, val_file_name, val_targets, wnids
 from analysis.knowledge.experts import non_prototypical_images
+from analysis.taxonomy import labelsets
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Classify (image, prediction) pairs into the error categories of `analysis.taxonomy` (DESIGN §1).
+"""Classify (image, prediction) pairs into the error categories of `analysis.taxonomy.categories` (DESIGN §1).
 
 `classify_one` is the readable per-row reference; `classify_codes` is the same rules over arrays;
 `classify_pairs` classifies each distinct pair once and broadcasts back. For a dense model zoo
@@ -17,11 +17,11 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis import taxonomy as tx
 from analysis.knowledge.classes import NUM_CLASSES, check_class_ids
 from analysis.knowledge.cooccurrence import MIN_IMAGES, loo_count
 from analysis.knowledge.superclasses import definitions, membership, overlapping, shares_superclass
-from analysis.labelsets import LabelSet
+from analysis.taxonomy import categories as tx
+from analysis.taxonomy.labelsets import LabelSet
 
 
 def _oov_reason(reason) -> str:
@@ -65,7 +65,7 @@ def classify_one(image_id: int, prediction: int, labelset: LabelSet, *,
 
 def _check_pairs(image_ids, predictions, labelset: LabelSet) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(labelset, LabelSet):
-        raise TypeError(f"labelset={labelset!r} must be an analysis.labelsets.LabelSet (labelsets.real(), ...)")
+        raise TypeError(f"labelset={labelset!r} must be an analysis.taxonomy.labelsets.LabelSet (labelsets.real(), ...)")
     ids, preds = np.asarray(image_ids), np.asarray(predictions)
     if ids.ndim != 1 or preds.shape != ids.shape:
         raise ValueError(f"image_ids {ids.shape} and predictions {preds.shape} must be 1-D of the same length")
@@ -326,7 +326,7 @@ def classify_pairs(image_ids: np.ndarray, predictions: np.ndarray, labelset: Lab
 
     Each distinct (image, prediction) pair is classified once and broadcast back. `oov`: None (open-world
     check off; `df.attrs['clip']` is False), `(is_oov (N,), reasons (N,))` per row, or an
-    `analysis.openworld.OpenWorldCheck` (then `images` maps an image id to a PIL image).
+    `analysis.taxonomy.openworld.OpenWorldCheck` (then `images` maps an image id to a PIL image).
     """
     ids, preds = _check_pairs(image_ids, predictions, labelset)
     pair_ids, pair_preds, inverse = distinct_pairs(ids, preds, len(labelset))

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import classify, labelsets, paths
-from analysis import taxonomy as tx
+from analysis import paths
 from analysis.knowledge.classes import NUM_CLASSES, VAL_FILE_RE, val_index, val_targets
+from analysis.taxonomy import categories as tx
+from analysis.taxonomy import classify, labelsets
 
 LABEL_MODES = ("given", "real", "single")
 MAX_LISTED = 20
@@ -77,14 +78,14 @@ def _parse(df: pd.DataFrame, mode: str) -> tuple[dict, list[str]]:
 def _open_world(checkpoint: Path | None, model_name: str | None, keys: np.ndarray, file_names: list[str],
                 targets: np.ndarray, folder: Path):
     """(check, images) keyed by label-set image id `keys (N,)`, or (None, None) when no CLIP checkpoint is configured."""
-    from analysis.embedders import open_embedder
+    from analysis.taxonomy.embedders import open_embedder
 
     embedder = open_embedder(checkpoint, model_name=model_name)
     if embedder is None:
         return None, None
     from PIL import Image
 
-    from analysis.openworld import OpenWorldCheck
+    from analysis.taxonomy.openworld import OpenWorldCheck
 
     root = paths.imagenet_dir() or folder
     files = {int(k): root / name for k, name in zip(keys, file_names)}

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analysis import openworld
-from analysis.embedders import MemoryCache
 from analysis.knowledge import superclasses, wordnet
-from analysis.openworld import OpenWorldCheck, prompt, proposals
+from analysis.taxonomy import openworld
+from analysis.taxonomy.embedders import MemoryCache
+from analysis.taxonomy.openworld import OpenWorldCheck, prompt, proposals
 
 D = 32
 GOLDEN, LABRADOR, TENCH, GRANNY, STRAWBERRY = 207, 208, 0, 948, 949

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import taxonomy as tx
+from analysis.taxonomy import categories as tx
 
 DEV_CSV = "/work/shared/reference/paper_common_errors_dev.csv"
 

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from analysis import classify, labelsets
-from analysis import taxonomy as tx
 from analysis.knowledge.experts import non_prototypical_images
 from analysis.knowledge.superclasses import overlapping, shares_superclass
+from analysis.taxonomy import categories as tx
+from analysis.taxonomy import classify, labelsets
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from analysis import agreement
 from analysis.cli import main
 from analysis.knowledge import experts
+from analysis.taxonomy import agreement
 
 
 def test_cohen_kappa_hand_example():

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from analysis.embedders import Embedder, EmbeddingCache, embed_images, embed_texts
 from analysis.knowledge import superclasses, wordnet
 from analysis.knowledge.classes import NUM_CLASSES
+from analysis.taxonomy.embedders import Embedder, EmbeddingCache, embed_images, embed_texts
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -129,7 +129,7 @@ class OpenWorldCheck:
         """Pool: `pool_embeddings (P, D)` (same embedder), `pool_targets (P,)`, `pool_keys (P,)` to skip self."""
         if not all(hasattr(embedder, a) for a in ("name", "embed_images", "embed_texts")):
             raise TypeError(f"embedder={embedder!r} must have name, embed_images and embed_texts "
-                            "(see analysis.embedders.Embedder)")
+                            "(see analysis.taxonomy.embedders.Embedder)")
         pool = np.asarray(pool_embeddings, dtype=np.float32)
         if pool.ndim != 2 or pool.shape[0] == 0:
             raise ValueError(f"pool_embeddings must have shape (P, D) with P > 0, got {pool.shape}")

@@ -2,7 +2,7 @@
 
 Accuracies are in percent, as timm and the paper's statistics report them. MLA follows the TFDS
 `imagenet2012_multilabel` formula: an image is correct when the prediction is among its labels
-(here: the categories `taxonomy.COUNTS_AS_CORRECT['mla']`), accuracy is averaged per target class,
+(here: the categories `categories.COUNTS_AS_CORRECT['mla']`), accuracy is averaged per target class,
 then over classes. Every figure is given for all images and per group organism / artifact / other.
 """
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis import taxonomy as tx
 from analysis.knowledge.classes import NUM_CLASSES
 from analysis.knowledge.superclasses import GROUPS, class_groups
-from analysis.labelsets import LabelSet
+from analysis.taxonomy import categories as tx
+from analysis.taxonomy.labelsets import LabelSet
 
 GROUP_NAMES = ("all",) + tuple(GROUPS)
 

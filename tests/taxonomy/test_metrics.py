@@ -4,9 +4,9 @@ import torch
 from timm.data import RealLabelsImagenet
 from timm.utils import accuracy
 
-from analysis import classify, labelsets, metrics
-from analysis import taxonomy as tx
 from analysis.knowledge.classes import val_file_name
+from analysis.taxonomy import categories as tx
+from analysis.taxonomy import classify, labelsets, metrics
 
 
 @pytest.fixture(scope="module")

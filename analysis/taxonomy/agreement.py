@@ -15,9 +15,9 @@ import json
 import numpy as np
 import pandas as pd
 
-from analysis import classify, labelsets
-from analysis import taxonomy as tx
 from analysis.knowledge import experts
+from analysis.taxonomy import categories as tx
+from analysis.taxonomy import classify, labelsets
 
 
 def _without_non_prototypical(labelset: labelsets.LabelSet) -> labelsets.LabelSet:
