@@ -22,11 +22,11 @@ COMMANDS = {
     "superclasses": "analysis.cli:cmd_superclasses",
     "classify-csv": "analysis.taxonomy.classify_csv:cli_classify_csv",
     "agreement": "analysis.taxonomy.agreement:cli_agreement",
-    "build": "analysis.store:cli_build",
+    "build": "analysis.store.reference:cli_build",
     "predict": "analysis.runner:cli_predict",
-    "import-predictions": "analysis.imports:cli_import",
-    "export": "analysis.export:cli_export",
-    "models": "analysis.store:cli_models",
+    "import-predictions": "analysis.store.imports:cli_import",
+    "export": "analysis.store.export:cli_export",
+    "models": "analysis.store.publish:cli_models",
 }
 
 
@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export the filtered errors as CSV (same filters as the dashboard)")
     p.add_argument("output", type=Path)
     p.add_argument("--db", type=Path, default=None)
-    from analysis.filters import add_filter_arguments  # one filter definition for CLI, export and dashboard
+    from analysis.store.filters import add_filter_arguments  # one filter definition for CLI, export and dashboard
 
     add_filter_arguments(p)
 

@@ -88,10 +88,10 @@ def _optional() -> list[dict]:
     detail = str(db)
     if db.is_file():
         try:
-            from analysis import queries, store
+            from analysis.store import database, queries
 
-            with store.connect(db, read_only=True) as con:
-                n_models = store.first(con, queries.MODEL_COUNT)[0]
+            with database.connect(db, read_only=True) as con:
+                n_models = database.first(con, queries.MODEL_COUNT)[0]
             detail += f": {n_models} models"
         except Exception as exc:  # a locked or old store is reported, not raised
             detail += f" (not readable: {exc})"

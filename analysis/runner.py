@@ -24,8 +24,9 @@ from typing import Callable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from analysis import paths, queries, store
+from analysis import paths
 from analysis.knowledge.classes import VAL_FILE_RE, val_index, wnid_to_id
+from analysis.store import database, publish, queries, reference
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp")
 CHUNK_IMAGES = 512
@@ -61,7 +62,7 @@ class RunResult:
 
 
 def _samples(con) -> ImageSet:
-    row = store.first(con, queries.DATASET_GET, ["samples"])
+    row = database.first(con, queries.DATASET_GET, ["samples"])
     if row is None:
         raise ValueError("dataset 'samples' is not in the store; run `python -m analysis fetch` and `build`")
     root = Path(row[2] or "")
@@ -110,8 +111,8 @@ def _folder(root: Path | None, con) -> ImageSet:
     ids = np.arange(len(files), dtype=np.int32)
     from analysis.taxonomy import labelsets
 
-    table = store.images_table(labelsets.single(targets), [n for n, _, _ in files])
-    if store.first(con, queries.DATASET_GET, [dataset]) is not None:
+    table = reference.images_table(labelsets.single(targets), [n for n, _, _ in files])
+    if database.first(con, queries.DATASET_GET, [dataset]) is not None:
         stored = con.execute(queries.IMAGES_OF, [dataset]).fetchnumpy()
         if list(stored["file_name"]) != [n for n, _, _ in files]:
             raise ValueError(f"dataset {dataset!r} is already stored with other images than {root}; "
@@ -234,7 +235,7 @@ class _StoreAccess:
         if self.con is not None:
             yield self.con
             return
-        con = store.connect(self.db, wait=30.0)
+        con = database.connect(self.db, wait=30.0)
         try:
             yield con
         finally:
@@ -256,9 +257,9 @@ def _stage(access: _StoreAccess, run_id: str, rows: list) -> None:
     if not rows:
         return
     ids, top5, conf = (np.concatenate(parts) for parts in zip(*rows))
-    table = store.prediction_table(ids, top5[:, 0], top5=top5, top5_confidence=conf)
-    with access.open() as con, store.transaction(con):
-        with store.registered(con, table):
+    table = publish.prediction_table(ids, top5[:, 0], top5=top5, top5_confidence=conf)
+    with access.open() as con, database.transaction(con):
+        with database.registered(con, table):
             con.execute(queries.STAGING_INSERT, [run_id])
     rows.clear()
 
@@ -270,7 +271,7 @@ def _finish(access: _StoreAccess, run_id: str, status: str, message: str | None,
 
 def _start_run(con, model_id: str, dataset: str, shard: str | None, device: str, n: int, options: dict) -> str:
     """Resume the unfinished run of the same model, dataset and shard, or start a new one; returns its id."""
-    row = store.first(con, queries.RUN_UNFINISHED, [model_id, dataset, shard])
+    row = database.first(con, queries.RUN_UNFINISHED, [model_id, dataset, shard])
     if row is not None:
         con.execute(queries.RUN_RESUME, [device, n, row[0]])
         return row[0]
@@ -312,7 +313,7 @@ def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | 
     access = _StoreAccess(db, con)
     with access.open() as c:
         imgs = image_set(dataset, c, images=images)
-        existing = store.first(c, queries.MODEL_GET, [model_id])
+        existing = database.first(c, queries.MODEL_GET, [model_id])
         if existing is not None and existing[1] != "run":
             raise ValueError(f"model id {model_id!r} is stored as source {existing[1]!r}, not a run; "
                              "pass another --model-id")
@@ -327,14 +328,14 @@ def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | 
     n_workers = _workers(workers, device)
     options = {"model": model, "batch_size": batch_size, "workers": n_workers, "limit": limit,
                "checkpoint": str(checkpoint) if checkpoint else None}
-    with access.open() as c, store.transaction(c):
+    with access.open() as c, database.transaction(c):
         run_id = _start_run(c, model_id, imgs.dataset, shard, device, len(selected), options)
         staged = {int(i) for i in c.execute(queries.STAGED_IMAGES, [run_id]).fetchnumpy()["image_id"]}
     todo = todo[~np.isin(imgs.image_ids[todo], list(staged))] if staged else todo
     result.run_id = run_id
     report, bar = _progress_callback(progress, len(todo), f"{model_id} on {imgs.dataset}")
     start, buffer, finished = time.perf_counter(), [], 0
-    record = store.ModelRecord(model_id, "run", arch=spec.arch, family=spec.family, training_data=spec.training_data,
+    record = publish.ModelRecord(model_id, "run", arch=spec.arch, family=spec.family, training_data=spec.training_data,
                                params=loaded.params, metadata={"registry_name": model, "input_size": loaded.input_size,
                                                                "checkpoint": options["checkpoint"]})
     try:
@@ -350,11 +351,11 @@ def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | 
         with access.open() as c:
             rows = c.sql(queries.STAGED_ROWS, params=[run_id]).to_arrow_table()
             if rows.num_rows:
-                store.publish_predictions(c, record, imgs.dataset, rows, mode="merge", images=imgs.register,
+                publish.publish_predictions(c, record, imgs.dataset, rows, mode="merge", images=imgs.register,
                                           run_id=run_id, run_seconds=seconds)
             else:
                 c.execute(queries.RUN_FINISH, ["done", None, seconds, run_id])
-            top1 = store.first(c, queries.MODEL_TOP1, [model_id, imgs.dataset])[0]
+            top1 = database.first(c, queries.MODEL_TOP1, [model_id, imgs.dataset])[0]
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         try:
@@ -373,8 +374,8 @@ def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | 
 
 def _has_unfinished(access: _StoreAccess, model_id: str, dataset: str, shard: str | None) -> bool:
     with access.open() as c:
-        row = store.first(c, queries.RUN_UNFINISHED, [model_id, dataset, shard])
-        return row is not None and store.first(c, queries.STAGED_IMAGES, [row[0]]) is not None
+        row = database.first(c, queries.RUN_UNFINISHED, [model_id, dataset, shard])
+        return row is not None and database.first(c, queries.STAGED_IMAGES, [row[0]]) is not None
 
 
 def cli_predict(args: argparse.Namespace) -> int:

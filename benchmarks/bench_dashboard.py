@@ -3,8 +3,8 @@
 Builds a temporary store with `analysis.store` (reference tables), bulk-inserts a synthetic zoo
 (default 200 models × 50,000 validation images; each image has a few likely confusions that the
 models share, as real mistakes do), classifies the distinct (image, prediction) pairs with
-`analysis.taxonomy.classify.classify_pairs`, fills the per-model summary (`store.refresh_summary`), then times every `analysis.views` query and the first page of
-`analysis.export.errors_frame`. Target: p95 < 300 ms per query. Writes `docs/PERFORMANCE.md`
+`analysis.taxonomy.classify.classify_pairs`, fills the per-model summary (`summary.refresh_summary`), then times every `analysis.store.views` query and the first page of
+`analysis.store.export.errors_frame`. Target: p95 < 300 ms per query. Writes `docs/PERFORMANCE.md`
 section `<!-- bench:dashboard -->`.
 
     python benchmarks/bench_dashboard.py [--models 200] [--images 50000] [--repeat 15] [--db FILE]
@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT))
 
 from report import update_section  # noqa: E402
 
-from analysis import export, store, views
-from analysis.filters import ErrorFilter  # noqa: E402
 from analysis.knowledge import classes
+from analysis.store import database, export, reference, summary, views
+from analysis.store.filters import ErrorFilter  # noqa: E402
 from analysis.taxonomy import agreement, classify, labelsets  # noqa: E402
 
 TARGET_P95_MS = 300.0
@@ -49,7 +49,7 @@ def _top5(pred: np.ndarray, cand: np.ndarray) -> pa.ListArray:
 def build_synthetic_store(path: Path, *, models: int, images: int, seed: int = 0) -> dict:
     """A store at `path` with `models` synthetic models on the first `images` validation images; returns counts."""
     t0 = time.perf_counter()
-    store.build(path, progress=False)
+    reference.build(path, progress=False)
     t_build = time.perf_counter() - t0
     rng = np.random.default_rng(seed)
     targets = classes.val_targets()[:images].astype(np.int64)
@@ -59,7 +59,7 @@ def build_synthetic_store(path: Path, *, models: int, images: int, seed: int = 0
                     rng.integers(0, 1000, (images, 5)))
     cand[cand == targets[:, None]] = (cand[cand == targets[:, None]] + 1) % 1000
     t1 = time.perf_counter()
-    con = store.connect(path)
+    con = database.connect(path)
     try:
         ids = np.arange(images, dtype=np.int32)
         model_rows = []
@@ -102,8 +102,8 @@ def build_synthetic_store(path: Path, *, models: int, images: int, seed: int = 0
         con.unregister("_pairs")
         t_classify = time.perf_counter() - t2
         t3 = time.perf_counter()
-        with store.transaction(con):  # the bulk insert bypassed publish_predictions: summarise every model at once
-            store.refresh_summary(con)
+        with database.transaction(con):  # the bulk insert bypassed publish_predictions: summarise every model at once
+            summary.refresh_summary(con)
         t_summary = time.perf_counter() - t3
         con.execute("CHECKPOINT")
         n_pred = con.execute("SELECT count(*) FROM predictions").fetchone()[0]
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                   f" insert {info['insert_s']:.1f} s, classify {info['classify_s']:.1f} s,"
                   f" summary {info['summary_s']:.1f} s,"
                   f" {info['bytes'] / 2**20:.0f} MiB", flush=True)
-        con = store.connect(path, read_only=True)
+        con = database.connect(path, read_only=True)
         try:
             n_models = con.execute("SELECT count(DISTINCT model_id) FROM predictions").fetchone()[0]
             n_pred = con.execute("SELECT count(*) FROM predictions").fetchone()[0]

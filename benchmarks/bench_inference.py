@@ -50,14 +50,14 @@ def plain_loop(name: str, files: list[Path], device: str) -> tuple[float, np.nda
 
 def runner_run(name: str, db: Path, n: int, device: str, batch_size: int, workers: int | None) -> tuple[float, np.ndarray]:
     """Seconds and top-1 `(N,)` of `runner.predict` (inference, staging, publish and classification)."""
-    from analysis import runner, store
-
+    from analysis import runner
+    from analysis.store import database, reference
     model_id = f"{name}-{device}-{batch_size}"
     start = time.perf_counter()
     runner.predict(name, "samples", db=db, device=device, limit=n, batch_size=batch_size, workers=workers,
                    progress=False, model_id=model_id)
     seconds = time.perf_counter() - start
-    con = store.connect(db, read_only=True)
+    con = database.connect(db, read_only=True)
     try:
         pred = con.execute("SELECT prediction FROM predictions WHERE model_id = ? ORDER BY image_id",
                            [model_id]).fetchnumpy()["prediction"]
@@ -79,15 +79,15 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from analysis import store
     from analysis.knowledge import classes
+    from analysis.store import database, reference
     devices = ["cpu", "cuda"] if args.device == "auto" and torch.cuda.is_available() else \
         ["cpu" if args.device == "auto" else args.device]
     files = [p for p, _ in classes.sample_images()[: args.images]]
     targets = np.array([c for _, c in classes.sample_images()[: args.images]])
     workdir = Path(tempfile.mkdtemp(prefix="bench-inference-"))
     db = workdir / "bench.duckdb"
-    store.build(db, progress=False)
+    reference.build(db, progress=False)
     rows = []
     try:
         for device in devices:

@@ -46,8 +46,8 @@ def synthetic_model(rng, targets: np.ndarray, confusers: np.ndarray, accuracy: f
 
 def _export_times(con, n_models: int) -> dict[str, str]:
     """Median seconds of `export.errors_frame` (first page of 50) and `count_errors` for a few filters."""
-    from analysis import export
-    from analysis.filters import ErrorFilter
+    from analysis.store import export
+    from analysis.store.filters import ErrorFilter
 
     out = {}
     for label, flt in (("all models", ErrorFilter()), ("one model", ErrorFilter(models=("synthetic-0001",))),
@@ -73,14 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/PERFORMANCE.md alone")
     args = parser.parse_args(argv)
 
-    from analysis import store
     from analysis.knowledge import classes
+    from analysis.store import database, publish, reference
     workdir = Path(tempfile.mkdtemp(prefix="bench-store-"))
     path = args.keep or workdir / "zoo.duckdb"
     t0 = time.perf_counter()
-    store.build(path, progress=False)
+    reference.build(path, progress=False)
     build_s = time.perf_counter() - t0
-    con = store.connect(path)
+    con = database.connect(path)
     con.execute("CHECKPOINT")
     base_bytes = path.stat().st_size
 
@@ -91,17 +91,17 @@ def main(argv: list[str] | None = None) -> int:
     times, new_pairs = [], []
     for m in range(args.models):
         top5, conf = synthetic_model(rng, targets, confusers, accuracy=rng.uniform(0.55, 0.9))
-        rows = store.prediction_table(image_ids, top5[:, 0], top5=top5, top5_confidence=conf)
-        record = store.ModelRecord(f"synthetic-{m:04d}", "import", arch="synthetic", family="cnn",
+        rows = publish.prediction_table(image_ids, top5[:, 0], top5=top5, top5_confidence=conf)
+        record = publish.ModelRecord(f"synthetic-{m:04d}", "import", arch="synthetic", family="cnn",
                                    training_data="ImageNet-1k", params=1)
         t = time.perf_counter()
-        out = store.publish_predictions(con, record, "imagenet-val", rows)
+        out = publish.publish_predictions(con, record, "imagenet-val", rows)
         times.append(time.perf_counter() - t)
         new_pairs.append(out["new_pairs"])
         if (m + 1) % 20 == 0 or m == 0:
             print(f"model {m + 1}/{args.models}: {times[-1]:.2f} s, {out['new_pairs']} new pairs", file=sys.stderr)
     con.execute("CHECKPOINT")
-    pairs = store.first(con, "SELECT count(*) FROM pair_categories")[0]
+    pairs = database.first(con, "SELECT count(*) FROM pair_categories")[0]
     export_times = _export_times(con, args.models)
     con.close()
     total_bytes = path.stat().st_size
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write:
         update_section("store", "\n".join([
             "## Store (`benchmarks/bench_store.py`)", "",
-            f"Synthetic zoo published model by model through `store.publish_predictions` (one transaction each, "
+            f"Synthetic zoo published model by model through `publish.publish_predictions` (one transaction each, "
             f"top-5 and confidences stored); machine: {machine()}.", "",
             f"Command: `python benchmarks/bench_store.py --models {args.models} --images {len(targets)}`", "", *lines]))
     if args.keep is None:

@@ -10,7 +10,8 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from analysis import export, paths, store, views
+from analysis import paths
+from analysis.store import database, export, views
 
 
 def store_path() -> Path:
@@ -20,7 +21,7 @@ def store_path() -> Path:
 
 @st.cache_resource(show_spinner=False, max_entries=2, on_release=lambda con: con.close())
 def _connection(path: str) -> duckdb.DuckDBPyConnection:
-    return store.connect(Path(path), read_only=True)
+    return database.connect(Path(path), read_only=True)
 
 
 def cursor() -> duckdb.DuckDBPyConnection:
@@ -50,17 +51,17 @@ def _query(module: str, name: str, version: tuple, args: tuple, kwargs: tuple) -
 
 
 def view(name: str, *args, **kwargs) -> Any:
-    """`analysis.views.<name>(connection, *args, **kwargs)`, cached per store version (file mtime and size)."""
+    """`analysis.store.views.<name>(connection, *args, **kwargs)`, cached per store version (file mtime and size)."""
     return _query("views", name, _version(store_path()), args, tuple(sorted(kwargs.items())))
 
 
 def errors(flt, *, limit: int | None, offset: int = 0) -> pd.DataFrame:
-    """`analysis.export.errors_frame` for the filter (the CLI export's function), cached."""
+    """`analysis.store.export.errors_frame` for the filter (the CLI export's function), cached."""
     return _query("export", "errors_frame", _version(store_path()), (flt,), (("limit", limit), ("offset", offset)))
 
 
 def count_errors(flt) -> int:
-    """`analysis.export.count_errors` for the filter, cached."""
+    """`analysis.store.export.count_errors` for the filter, cached."""
     return _query("export", "count_errors", _version(store_path()), (flt,), ())
 
 

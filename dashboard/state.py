@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 import streamlit as st
 
-from analysis.filters import ErrorFilter
+from analysis.store.filters import ErrorFilter
 from analysis.taxonomy import categories
 
 # ErrorFilter field -> sidebar widget key.

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from analysis import export
+from analysis.store import export
 from analysis.taxonomy import categories
 from dashboard import db
 

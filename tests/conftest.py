@@ -14,10 +14,10 @@ SMALL_STORE_MODELS = ("efficientnet-lite0", "efficientnet-lite1")
 @pytest.fixture(scope="session")
 def small_store(tmp_path_factory) -> Path:
     """A real store: reference tables, then Lite0 and Lite1 on the first 50 sample images. Do not write to it."""
-    from analysis import runner, store
-
+    from analysis import runner
+    from analysis.store import reference
     path = tmp_path_factory.mktemp("store") / "small.duckdb"
-    store.build(path, progress=False)
+    reference.build(path, progress=False)
     for name in SMALL_STORE_MODELS:
         runner.predict(name, "samples", db=path, device="cpu", limit=SMALL_STORE_IMAGES, progress=False, workers=0)
     return path

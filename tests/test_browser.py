@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlparse
 import pandas as pd
 import pytest
 
-from analysis.filters import ErrorFilter
+from analysis.store.filters import ErrorFilter
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")

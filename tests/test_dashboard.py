@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analysis import export, store, views
-from analysis.filters import ErrorFilter
+from analysis.store import database, export, publish, views
+from analysis.store.filters import ErrorFilter
 from analysis.taxonomy import agreement, metrics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,14 +50,14 @@ def monkeypatch_module():
 
 @pytest.fixture
 def con(db):
-    connection = store.connect(db, read_only=True)
+    connection = database.connect(db, read_only=True)
     yield connection
     connection.close()
 
 
 @pytest.fixture(scope="module")
 def model_ids(db) -> list[str]:
-    with store.connect(db, read_only=True) as connection:
+    with database.connect(db, read_only=True) as connection:
         ids = views.models(connection).query("dataset == @DATASET")["model_id"].tolist()
     assert len(ids) >= 2, "the small store must hold two models on the sample images"
     return ids
@@ -92,7 +92,7 @@ def _expected_metrics(con, model_id: str):
         WHERE p.model_id = ? AND p.dataset = ? ORDER BY p.image_id
     """, [model_id, DATASET]).df()
     table = metrics.model_metrics(rows["image_id"].to_numpy(), rows["prediction"].to_numpy(),
-                                  rows["category"].tolist(), store.labelset_for(con, DATASET))
+                                  rows["category"].tolist(), publish.labelset_for(con, DATASET))
     return table.set_index("grp")
 
 

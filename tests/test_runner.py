@@ -7,14 +7,15 @@ import shutil
 import numpy as np
 import pytest
 
-from analysis import cli, runner, store
+from analysis import cli, runner
 from analysis.knowledge import classes
+from analysis.store import database
 
 DATA_TABLES_EXCLUDE = ("runs", "prediction_staging")  # run bookkeeping; everything else must stay unchanged
 
 
 def _predictions(path, model_id, dataset="samples"):
-    con = store.connect(path, read_only=True)
+    con = database.connect(path, read_only=True)
     try:
         return con.execute("SELECT image_id, prediction, top5, confidence FROM predictions "
                            "WHERE model_id = ? AND dataset = ? ORDER BY image_id", [model_id, dataset]).fetchall()
@@ -23,7 +24,7 @@ def _predictions(path, model_id, dataset="samples"):
 
 
 def _query(path, sql, params=None):
-    con = store.connect(path, read_only=True)
+    con = database.connect(path, read_only=True)
     try:
         return con.execute(sql, params or []).fetchall()
     finally:
@@ -67,8 +68,8 @@ def test_interrupted_run_resumes_without_recomputing(store_copy):
         if done >= 8:
             raise KeyboardInterrupt
 
-    con = store.connect(store_copy, read_only=True)
-    before = store.table_checksums(con, exclude=DATA_TABLES_EXCLUDE)
+    con = database.connect(store_copy, read_only=True)
+    before = database.table_checksums(con, exclude=DATA_TABLES_EXCLUDE)
     con.close()
     with pytest.raises(KeyboardInterrupt):
         runner.predict("efficientnet-lite0", "samples", db=store_copy, device="cpu", limit=12, batch_size=4,
@@ -76,8 +77,8 @@ def test_interrupted_run_resumes_without_recomputing(store_copy):
     assert seen[-1] == (8, 12)
     assert _query(store_copy, "SELECT status FROM runs WHERE model_id = 'resumed'") == [("interrupted",)]
     assert _query(store_copy, "SELECT count(*) FROM prediction_staging") == [(8,)]
-    con = store.connect(store_copy, read_only=True)
-    assert store.table_checksums(con, exclude=DATA_TABLES_EXCLUDE) == before  # nothing published
+    con = database.connect(store_copy, read_only=True)
+    assert database.table_checksums(con, exclude=DATA_TABLES_EXCLUDE) == before  # nothing published
     con.close()
 
     totals = []
@@ -139,18 +140,18 @@ def test_truncated_image_stops_with_its_name_and_publishes_nothing(store_copy, t
     shutil.copy(_sample(0), root / wnid / "a_good.JPEG")
     data = _sample(0).read_bytes()
     (root / wnid / "b_truncated.JPEG").write_bytes(data[: len(data) // 3])
-    con = store.connect(store_copy, read_only=True)
-    before = store.table_checksums(con, exclude=DATA_TABLES_EXCLUDE)
+    con = database.connect(store_copy, read_only=True)
+    before = database.table_checksums(con, exclude=DATA_TABLES_EXCLUDE)
     con.close()
     code = cli.main(["predict", "--model", "efficientnet-lite0", "--dataset", "folder", "--images", str(root),
                      "--db", str(store_copy), "--device", "cpu"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err[-1].startswith("error: ") and "b_truncated.JPEG" in err[-1] and "cannot read the image" in err[-1]
-    con = store.connect(store_copy, read_only=True)
+    con = database.connect(store_copy, read_only=True)
     try:
-        assert store.table_checksums(con, exclude=DATA_TABLES_EXCLUDE) == before
-        status, message = store.first(con, "SELECT status, message FROM runs WHERE dataset = 'folder:broken'")
+        assert database.table_checksums(con, exclude=DATA_TABLES_EXCLUDE) == before
+        status, message = database.first(con, "SELECT status, message FROM runs WHERE dataset = 'folder:broken'")
         assert status == "failed" and "b_truncated.JPEG" in message
     finally:
         con.close()
@@ -158,8 +159,8 @@ def test_truncated_image_stops_with_its_name_and_publishes_nothing(store_copy, t
 
 def test_bad_requests_are_refused_before_any_work(store_copy, monkeypatch, tmp_path):
     monkeypatch.delenv("IMAGENET_DIR", raising=False)
-    con = store.connect(store_copy, read_only=True)
-    before = store.table_checksums(con)
+    con = database.connect(store_copy, read_only=True)
+    before = database.table_checksums(con)
     con.close()
     cases = [
         (dict(model="efficientnet-lite9", dataset="samples"), ValueError, "model='efficientnet-lite9' is unknown"),
@@ -172,9 +173,9 @@ def test_bad_requests_are_refused_before_any_work(store_copy, monkeypatch, tmp_p
     for kwargs, exc, message in cases:
         with pytest.raises(exc, match=message):
             runner.predict(db=store_copy, progress=False, device="cpu", **kwargs)
-    con = store.connect(store_copy, read_only=True)
+    con = database.connect(store_copy, read_only=True)
     try:
-        assert store.table_checksums(con) == before
+        assert database.table_checksums(con) == before
     finally:
         con.close()
 

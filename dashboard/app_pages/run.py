@@ -7,8 +7,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from analysis import models, paths, runner, store
+from analysis import models, paths, runner
 from analysis.errors import UserError
+from analysis.store import reference
 from dashboard import db, state
 
 DEVICES = {"auto": "auto (GPU when present)", "cpu": "CPU", "cuda": "GPU (CUDA)"}
@@ -24,7 +25,7 @@ if not path.is_file():
         db.release()
         try:
             with st.spinner("Building the reference tables (classes, superclasses, images, experts, paper zoo)…"):
-                store.build(path, progress=False)
+                reference.build(path, progress=False)
         except (UserError, ValueError, FileNotFoundError, OSError) as exc:
             st.error(f"Build failed: {exc}", icon=":material/error:")
             st.stop()

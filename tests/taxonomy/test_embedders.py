@@ -9,15 +9,9 @@ from PIL import Image
 
 from analysis import paths
 from analysis.knowledge.classes import sample_images
+from analysis.store.embedding_cache import DuckDBCache
 from analysis.taxonomy import embedders
-from analysis.taxonomy.embedders import (
-    DuckDBCache,
-    MemoryCache,
-    OpenClipEmbedder,
-    clip_status,
-    embed_images,
-    embed_texts,
-)
+from analysis.taxonomy.embedders import MemoryCache, OpenClipEmbedder, clip_status, embed_images, embed_texts
 from analysis.taxonomy.openworld import OpenWorldCheck
 
 TINY = "atlas-tiny-test"

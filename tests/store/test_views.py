@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from analysis import store, views
+from analysis.store import database, publish, views
 from analysis.taxonomy import metrics
 
 MODELS = ("efficientnet-lite0", "efficientnet-lite1")
@@ -14,7 +14,7 @@ MODELS = ("efficientnet-lite0", "efficientnet-lite1")
 
 @pytest.fixture(scope="module")
 def con(small_store):
-    connection = store.connect(small_store, read_only=True)
+    connection = database.connect(small_store, read_only=True)
     yield connection
     connection.close()
 
@@ -26,7 +26,7 @@ def _expected(con, model_id: str):
         WHERE p.model_id = ? AND p.dataset = 'samples' ORDER BY p.image_id
     """, [model_id]).fetchnumpy()
     return metrics.model_metrics(rows["image_id"], rows["prediction"], list(rows["category"]),
-                                 store.labelset_for(con, "samples")).set_index("grp")
+                                 publish.labelset_for(con, "samples")).set_index("grp")
 
 
 def test_model_metrics_equal_analysis_metrics(con):

@@ -7,14 +7,15 @@ import io
 import pandas as pd
 import pytest
 
-from analysis import cli, export, imports, store
-from analysis.filters import ErrorFilter
+from analysis import cli
 from analysis.knowledge import experts
+from analysis.store import database, export, imports
+from analysis.store.filters import ErrorFilter
 
 
 @pytest.fixture(scope="module")
 def con(small_store):
-    connection = store.connect(small_store, read_only=True)
+    connection = database.connect(small_store, read_only=True)
     yield connection
     connection.close()
 
@@ -95,7 +96,7 @@ def test_cli_export_writes_the_download_bytes(small_store, con, tmp_path):
 
 
 def test_bad_arguments_are_named(con):
-    with pytest.raises(TypeError, match="flt=.* must be an analysis.filters.ErrorFilter"):
+    with pytest.raises(TypeError, match="flt=.* must be an analysis.store.filters.ErrorFilter"):
         export.errors_frame(con, {"models": ["x"]})
     with pytest.raises(ValueError, match="limit=-1 must be None or an integer >= 0"):
         export.errors_frame(con, ErrorFilter(), limit=-1)
@@ -108,7 +109,7 @@ def test_expert_verdicts_join_the_same_mistake(store_copy, tmp_path):
     path = tmp_path / "vit3b.csv"
     reviewed[["file_name", "prediction"]].to_csv(path, index=False)
     imports.import_predictions(path, model_id="vit3b-like", db=store_copy)
-    con = store.connect(store_copy, read_only=True)
+    con = database.connect(store_copy, read_only=True)
     try:
         rows = export.errors_frame(con, ErrorFilter(models=("vit3b-like",)))
     finally:

@@ -14,8 +14,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from analysis import queries, store
-from analysis.filters import ErrorFilter
+from analysis.store import database, queries
+from analysis.store.filters import ErrorFilter
 
 # Columns holding lists: written to CSV as space-separated values.
 LIST_COLUMNS = ("labels", "top5", "target_superclasses", "prediction_superclasses")
@@ -27,7 +27,7 @@ COLUMNS = ("model_id", "dataset", "image_id", "file_name", "target_id", "target_
 
 def _check(flt, limit, offset) -> None:
     if not isinstance(flt, ErrorFilter):
-        raise TypeError(f"flt={flt!r} must be an analysis.filters.ErrorFilter")
+        raise TypeError(f"flt={flt!r} must be an analysis.store.filters.ErrorFilter")
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise ValueError(f"limit={limit!r} must be None or an integer >= 0")
     if not isinstance(offset, int) or offset < 0:
@@ -49,7 +49,7 @@ def count_errors(con: duckdb.DuckDBPyConnection, flt: ErrorFilter) -> int:
     """Number of rows `errors_frame(con, flt)` returns without a limit."""
     _check(flt, None, 0)
     sql, params = queries.count_errors_sql(flt)
-    return int(store.first(con, sql, params)[0])
+    return int(database.first(con, sql, params)[0])
 
 
 def to_csv(frame: pd.DataFrame, target: Path | io.TextIOBase | None = None) -> str | None:
@@ -69,7 +69,7 @@ def csv_bytes(con: duckdb.DuckDBPyConnection, flt: ErrorFilter) -> bytes:
 def cli_export(args: argparse.Namespace) -> int:
     """`python -m analysis export OUT.csv [filters]`."""
     flt = ErrorFilter.from_args(args)
-    con = store.connect(args.db, read_only=True)
+    con = database.connect(args.db, read_only=True)
     try:
         frame = errors_frame(con, flt)
     finally:

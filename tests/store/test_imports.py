@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import cli, imports, store
+from analysis import cli
 from analysis.knowledge import classes
+from analysis.store import database, imports
 from analysis.taxonomy import labelsets
 
 N = classes.NUM_VAL
@@ -43,9 +44,9 @@ def _paper_npz(path, s, *, probs=False, **override):
 
 
 def _checksums(path):
-    con = store.connect(path, read_only=True)
+    con = database.connect(path, read_only=True)
     try:
-        return store.table_checksums(con)
+        return database.table_checksums(con)
     finally:
         con.close()
 
@@ -72,7 +73,7 @@ def test_paper_layout_round_trip(store_copy, synthetic, tmp_path):
          "notes": "synthetic"}))
     assert cli.main(["import-predictions", str(npz), "--model-id", "synthetic", "--db", str(store_copy)]) == 0
 
-    con = store.connect(store_copy, read_only=True)
+    con = database.connect(store_copy, read_only=True)
     try:
         stored = con.execute("SELECT image_id, prediction, top5, confidence, top5_confidence FROM predictions "
                              "WHERE model_id = 'synthetic' ORDER BY image_id").fetchall()
@@ -110,10 +111,10 @@ def test_replace_is_needed_to_overwrite_a_model(store_copy, synthetic, tmp_path,
     shifted = dict(synthetic, top1=(synthetic["top1"] + 1) % 1000, top5=(synthetic["top5"] + 1) % 1000)
     npz2 = _paper_npz(tmp_path / "preds2.npz", shifted)
     assert cli.main(["import-predictions", str(npz2), "--model-id", "m", "--replace", "--db", str(store_copy)]) == 0
-    con = store.connect(store_copy, read_only=True)
+    con = database.connect(store_copy, read_only=True)
     try:
         got = con.execute("SELECT prediction FROM predictions WHERE model_id = 'm' ORDER BY image_id").fetchnumpy()
-        models = store.first(con, "SELECT models FROM pair_categories WHERE dataset = 'imagenet-val' AND image_id = 0 "
+        models = database.first(con, "SELECT models FROM pair_categories WHERE dataset = 'imagenet-val' AND image_id = 0 "
                                   "AND prediction = ?", [int(synthetic["top1"][0])])
     finally:
         con.close()
@@ -167,7 +168,7 @@ def test_logits_import_and_nan_rows(store_copy, tmp_path, capsys):
     np.save(path, logits)
     out = imports.import_predictions(path, model_id="lg", dataset="samples", db=store_copy)
     assert out["predictions"] == 1000
-    con = store.connect(store_copy, read_only=True)
+    con = database.connect(store_copy, read_only=True)
     try:
         rows = con.execute("SELECT prediction, top5, confidence FROM predictions WHERE model_id = 'lg' "
                            "ORDER BY image_id").fetchall()
@@ -185,7 +186,7 @@ def test_csv_import_and_bad_rows(store_copy, tmp_path, capsys):
     pd.DataFrame({"file_name": ["ILSVRC2012_val_00000003.JPEG", "ILSVRC2012_val_00000001.JPEG"],
                   "prediction": [230, 65], "top5": ["230 231 232 233 234", "65 1 2 3 4"]}).to_csv(path, index=False)
     assert cli.main(["import-predictions", str(path), "--model-id", "c", "--db", str(store_copy)]) == 0
-    con = store.connect(store_copy, read_only=True)
+    con = database.connect(store_copy, read_only=True)
     try:
         assert con.execute("SELECT image_id, prediction, top5 FROM predictions WHERE model_id = 'c' ORDER BY 1"
                            ).fetchall() == [(0, 65, [65, 1, 2, 3, 4]), (2, 230, [230, 231, 232, 233, 234])]

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import queries, store
 from analysis.knowledge.classes import NUM_CLASSES
+from analysis.store import database, publish, queries
 
 FORMATS = ("paper-npz", "logits", "csv")
 _SUFFIX_FORMATS = {".npz": "paper-npz", ".npy": "logits", ".csv": "csv"}
@@ -47,7 +47,7 @@ class _Images:
     """The stored images of a dataset: file names by image id and ImageFolder order."""
 
     def __init__(self, con, dataset: str) -> None:
-        if store.first(con, queries.DATASET_GET, [dataset]) is None:
+        if database.first(con, queries.DATASET_GET, [dataset]) is None:
             raise ValueError(f"dataset={dataset!r} is not in the store; run `python -m analysis build` first")
         stored = con.execute(queries.IMAGES_OF, [dataset]).fetchnumpy()
         self.dataset = dataset
@@ -244,22 +244,22 @@ def import_predictions(path: Path, *, model_id: str, fmt: str | None = None, met
         raise FileNotFoundError(f"--metadata {meta_path} does not exist")
     info = read_metadata(meta_path) if meta_path and meta_path.is_file() else {"metadata": {}}
     own = con is None
-    con = con if con is not None else store.connect(db)
+    con = con if con is not None else database.connect(db)
     try:
-        record = store.ModelRecord(model_id, "import", arch=info.get("arch"), family=info.get("family"),
-                                   training_data=info.get("training_data"), params=info.get("params"),
-                                   metadata={**info["metadata"], "file": str(path), "format": fmt})
-        existing = store.first(con, queries.MODEL_GET, [model_id])
+        record = publish.ModelRecord(model_id, "import", arch=info.get("arch"), family=info.get("family"),
+                                     training_data=info.get("training_data"), params=info.get("params"),
+                                     metadata={**info["metadata"], "file": str(path), "format": fmt})
+        existing = database.first(con, queries.MODEL_GET, [model_id])
         if existing is not None and not replace:
             raise ValueError(f"model id {model_id!r} already exists in the store (source {existing[1]}); "
                              "pass --replace to overwrite its predictions, or choose another --model-id")
         images = _Images(con, dataset)
         reader = {"paper-npz": read_paper_npz, "logits": read_logits, "csv": read_csv}[fmt]
         preds = reader(path, images)
-        rows = store.prediction_table(preds.image_ids, preds.top1, top5=preds.top5,
-                                      top5_confidence=preds.top5_confidence)
-        counts = store.publish_predictions(con, record, dataset, rows, mode="replace" if replace else "new")
-        top1 = store.first(con, queries.MODEL_TOP1, [model_id, dataset])[0]
+        rows = publish.prediction_table(preds.image_ids, preds.top1, top5=preds.top5,
+                                        top5_confidence=preds.top5_confidence)
+        counts = publish.publish_predictions(con, record, dataset, rows, mode="replace" if replace else "new")
+        top1 = database.first(con, queries.MODEL_TOP1, [model_id, dataset])[0]
     finally:
         if own:
             con.close()

@@ -1,4 +1,4 @@
--- Store schema, version 1 (created by analysis.store, which then applies analysis/sql/migrate_NNN.sql for
+-- Store schema, version 1 (created by analysis.store.database, which then applies analysis/store/sql/migrate_NNN.sql for
 -- every later version: v2 adds runs.shard, runs.options, the prediction_staging table of resumable runs and
 -- pair_categories.models, the number of stored models that predict the pair; v3 adds model_summary, the
 -- per-model × dataset × group figures the dashboard reads).

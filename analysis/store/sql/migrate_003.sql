@@ -1,7 +1,7 @@
 -- Schema version 3: a per-model summary, one row per model × dataset × group (all | organism | artifact | other),
 -- with the definitions of analysis.metrics.model_metrics. The dashboard's per-model figures (model list, overview
 -- metrics, zoo scatter) read it instead of aggregating all predictions. Written in the transaction that publishes
--- a model's predictions and recomputed whenever pairs are classified again; analysis.store fills it for the
+-- a model's predictions and recomputed whenever pairs are classified again; analysis.store.database fills it for the
 -- models already stored right after this file runs. Unique on (model_id, dataset, grp).
 CREATE TABLE IF NOT EXISTS model_summary (
     model_id VARCHAR NOT NULL, dataset VARCHAR NOT NULL, grp VARCHAR NOT NULL,

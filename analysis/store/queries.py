@@ -6,7 +6,7 @@ table names read from DuckDB's own catalogue and the fixed names of registered f
 
 from __future__ import annotations
 
-from analysis.filters import ErrorFilter
+from analysis.store.filters import ErrorFilter
 from analysis.taxonomy import categories
 
 # --- schema and bookkeeping --------------------------------------------------------------------------

@@ -1,0 +1,205 @@
+"""The atomic write of a model's predictions: one transaction stores its predictions, classifies the
+(image, prediction) pairs not classified yet, recomputes its summary and upserts the model row (DESIGN §5).
+
+A failure anywhere rolls all of it back. `reclassify` classifies every stored pair again (after a change of
+knowledge).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from analysis.store import database, queries, summary
+
+WRITE_MODES = ("new", "replace", "merge")
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A row of `models`: id, architecture, family, training data, parameter count, source and free metadata."""
+
+    model_id: str
+    source: str                      # run | import | paper
+    arch: str | None = None
+    family: str | None = None
+    training_data: str | None = None
+    params: int | None = None
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model_id, str) or not self.model_id.strip():
+            raise ValueError(f"model_id={self.model_id!r} must be a non-empty string, e.g. 'efficientnet-lite0'")
+        if self.source not in ("run", "import", "paper"):
+            raise ValueError(f"source={self.source!r} must be one of run, import, paper")
+        if self.params is not None and (not isinstance(self.params, (int, np.integer)) or self.params < 0):
+            raise ValueError(f"params={self.params!r} must be a non-negative integer (number of parameters)")
+
+    def sql_params(self) -> dict:
+        row = asdict(self)
+        row["params"] = None if self.params is None else int(self.params)
+        row["metadata"] = json.dumps(self.metadata, sort_keys=True, default=str)
+        return row
+
+
+
+def labelset_for(con: duckdb.DuckDBPyConnection, dataset: str):
+    """The LabelSet of a stored dataset: ReaL for label mode `real`, the stored targets for `single`."""
+    from analysis.taxonomy import labelsets
+
+    row = database.first(con, queries.DATASET_GET, [dataset])
+    if row is None:
+        raise ValueError(f"dataset={dataset!r} is not in the store; run `python -m analysis build` "
+                         "(imagenet-val, samples) or predict on a folder first")
+    if row[1] == "real":
+        return labelsets.real()
+    targets = con.execute(queries.IMAGES_OF, [dataset]).fetchnumpy()
+    return labelsets.single(np.asarray(targets["target"], dtype=np.int16))
+
+
+def _classify_incoming(con: duckdb.DuckDBPyConnection, dataset: str, sql: str, params: list) -> int:
+    """Classify the pairs `sql` selects (image_id, prediction) and insert them into pair_categories."""
+    from analysis.taxonomy import classify
+
+    pairs = con.execute(sql, params).fetchnumpy()
+    if len(pairs["image_id"]) == 0:
+        return 0
+    result = classify.classify_pairs(np.asarray(pairs["image_id"]), np.asarray(pairs["prediction"]),
+                                     labelset_for(con, dataset))
+    frame = pa.table({"image_id": pa.array(result["image_id"].to_numpy(np.int32)),
+                      "prediction": pa.array(result["prediction"].to_numpy(np.int16)),
+                      "category": pa.array(result["category"].astype(str).tolist(), pa.string()),
+                      "reason": pa.array(result["reason"].astype(str).tolist(), pa.string())})
+    database.insert_frame(con, queries.PAIRS_INSERT, frame, [dataset], name="_classified")
+    return frame.num_rows
+
+
+def reclassify(con: duckdb.DuckDBPyConnection) -> int:
+    """Classify every stored pair again, then every model summary (in the caller's transaction); returns the pairs."""
+    con.execute(queries.PAIRS_DELETE_ALL)
+    total = 0
+    for (dataset,) in con.execute(queries.PREDICTED_DATASETS).fetchall():
+        pairs = con.sql(queries.DATASET_PAIRS, params=[dataset]).to_arrow_table()
+        with database.registered(con, pairs):
+            total += _classify_incoming(con, dataset, "SELECT image_id, prediction FROM _incoming", [])
+        con.execute(queries.AFFECTED_CREATE)
+        con.execute(queries.AFFECTED_ADD_DATASET, [dataset])
+        con.execute(queries.PAIRS_ADJUST, {"dataset": dataset})
+    summary.refresh_summary(con)
+    return total
+
+
+def prediction_table(image_ids: np.ndarray, predictions: np.ndarray, *, top5: np.ndarray | None = None,
+                     top5_confidence: np.ndarray | None = None) -> pa.Table:
+    """Arrow rows for `publish_predictions`: `image_ids (N,)`, `predictions (N,)`, `top5 (N, 5)`, `top5_confidence (N, 5)`.
+
+    Inputs are trusted (callers validate them); confidence = top5_confidence[:, 0] when given.
+    """
+    n = len(image_ids)
+
+    def _lists(values: np.ndarray | None, dtype, pa_type):
+        if values is None:
+            return pa.nulls(n, pa.list_(pa_type))
+        values = np.ascontiguousarray(values, dtype=dtype)
+        flat = pa.array(values.reshape(-1))
+        return pa.ListArray.from_arrays(pa.array(np.arange(0, values.size + 1, values.shape[1], dtype=np.int32)), flat)
+
+    conf = None if top5_confidence is None else np.asarray(top5_confidence, dtype=np.float32)[:, 0]
+    return pa.table({
+        "image_id": pa.array(np.asarray(image_ids, dtype=np.int32)),
+        "prediction": pa.array(np.asarray(predictions, dtype=np.int16)),
+        "top5": _lists(top5, np.int16, pa.int16()),
+        "confidence": pa.nulls(n, pa.float32()) if conf is None else pa.array(conf),
+        "top5_confidence": _lists(top5_confidence, np.float32, pa.float32()),
+    })
+
+
+def existing_predictions(con: duckdb.DuckDBPyConnection, model_id: str, dataset: str) -> int:
+    """Number of stored predictions of `model_id` on `dataset` (0 when the model is unknown)."""
+    return int(database.first(con, queries.PREDICTION_COUNT, [model_id, dataset])[0])
+
+
+def check_new_model(con: duckdb.DuckDBPyConnection, model_id: str, dataset: str) -> None:
+    """ValueError when `model_id` already has predictions on `dataset` (the caller did not ask to replace)."""
+    n = existing_predictions(con, model_id, dataset)
+    if n:
+        raise ValueError(f"model id {model_id!r} already has {n} predictions on {dataset} in the store; "
+                         "pass --replace to overwrite them, or choose another --model-id")
+
+
+def publish_predictions(con: duckdb.DuckDBPyConnection, model: ModelRecord, dataset: str, rows: pa.Table, *,
+                        mode: str = "new", images: tuple[tuple, pa.Table] | None = None,
+                        run_id: str | None = None, run_seconds: float = 0.0) -> dict[str, int]:
+    """Write a model's predictions on `dataset` in ONE transaction, classifying the pairs not yet classified.
+
+    `rows` from `prediction_table`. `mode`: `new` (error if the model already has predictions there),
+    `replace` (drop its previous predictions on the dataset first) or `merge` (replace only the images in
+    `rows`: runs, shards, resumes). `images` = (datasets row, images table) registers a new image set in
+    the same transaction; `run_id` marks that run done and drops its staged rows. The model's summary on
+    `dataset` is recomputed from all its rows there. Returns counts.
+    """
+    if not isinstance(model, ModelRecord):
+        raise TypeError(f"model={model!r} must be an analysis.store.publish.ModelRecord")
+    if mode not in WRITE_MODES:
+        raise ValueError(f"mode={mode!r} must be one of {WRITE_MODES}")
+    if not isinstance(rows, pa.Table) or rows.num_rows == 0:
+        raise ValueError("rows must be a non-empty pyarrow Table from analysis.store.publish.prediction_table")
+    with database.transaction(con):
+        if images is not None and database.first(con, queries.DATASET_GET, [images[0][0]]) is None:
+            con.execute(queries.DATASET_UPSERT, list(images[0]))
+            database.insert_frame(con, queries.IMAGES_INSERT, images[1], [images[0][0]])
+        if database.first(con, queries.DATASET_GET, [dataset]) is None:
+            raise ValueError(f"dataset={dataset!r} is not in the store; run `python -m analysis build` first")
+        if mode == "new":
+            check_new_model(con, model.model_id, dataset)
+        with database.registered(con, rows):
+            unknown = [r[0] for r in con.execute(queries.INCOMING_UNKNOWN_IMAGES, [dataset]).fetchall()]
+            if unknown:
+                raise ValueError(f"image ids {unknown} are not images of dataset {dataset!r}")
+            repeated = [r[0] for r in con.execute(queries.INCOMING_DUPLICATES).fetchall()]
+            if repeated:
+                raise ValueError(f"image ids {repeated} appear more than once in the rows; pass one prediction per image")
+            con.execute(queries.AFFECTED_CREATE)
+            con.execute(queries.AFFECTED_ADD_MODEL, [model.model_id, dataset, mode == "replace"])
+            con.execute(queries.AFFECTED_ADD_INCOMING)
+            if mode == "replace":
+                con.execute(queries.PREDICTIONS_DELETE, [model.model_id, dataset])
+            else:
+                con.execute(queries.PREDICTIONS_DELETE_INCOMING, [model.model_id, dataset])
+            con.execute(queries.PREDICTIONS_INSERT, [model.model_id, dataset])
+            new_pairs = _classify_incoming(con, dataset, queries.UNCLASSIFIED_PAIRS, [dataset])
+            con.execute(queries.PAIRS_ADJUST, {"dataset": dataset})
+        summary.refresh_summary(con, model.model_id, dataset)  # its rows only: other models' pairs keep their categories
+        con.execute(queries.MODEL_UPSERT, model.sql_params())
+        if run_id is not None:
+            con.execute(queries.STAGING_DELETE, [run_id])
+            con.execute(queries.RUN_FINISH, ["done", None, float(run_seconds), run_id])
+    return {"predictions": rows.num_rows, "new_pairs": new_pairs}
+
+
+
+def models_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Stored models: model_id, source, family, arch, training_data, params, datasets, predictions, top1."""
+    return con.execute(queries.MODELS_LIST).df()
+
+
+def cli_models(args: argparse.Namespace) -> int:
+    """`python -m analysis models [--db FILE] [--json]`: id, source, family, datasets, predictions, top-1."""
+    con = database.connect(args.db, read_only=True)
+    try:
+        df = models_frame(con)
+    finally:
+        con.close()
+    if args.json:
+        print(df.to_json(orient="records", indent=1))
+    elif df.empty:
+        print("no models in the store; run `python -m analysis predict` or `import-predictions`")
+    else:
+        print(df[["model_id", "source", "family", "datasets", "predictions", "top1"]].to_string(index=False))
+    return 0

@@ -1,0 +1,56 @@
+"""The atomic write of a model's predictions, and the models listing."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from analysis import cli
+from analysis.store import database, publish
+
+
+def test_publish_is_one_transaction(store_copy):
+    con = database.connect(store_copy)
+    try:
+        before = database.table_checksums(con)
+        rows = publish.prediction_table(np.array([0, 1, 5000]), np.array([3, 1, 2]))  # 5000 is no sample image
+        record = publish.ModelRecord("broken", "import")
+        with pytest.raises(ValueError, match=r"image ids \[5000\] are not images of dataset 'samples'"):
+            publish.publish_predictions(con, record, "samples", rows)
+        assert database.table_checksums(con) == before
+        with pytest.raises(ValueError, match="already has 50 predictions on samples"):
+            publish.publish_predictions(con, publish.ModelRecord("efficientnet-lite0", "run"), "samples",
+                                        publish.prediction_table(np.array([0]), np.array([0])))
+        assert database.table_checksums(con) == before
+        # A failure after the old predictions were deleted (a top-5 id that does not fit SMALLINT) rolls back all.
+        overflow = pa.table({"image_id": pa.array([0], pa.int32()), "prediction": pa.array([1], pa.int16()),
+                             "top5": pa.array([[1, 2, 3, 4, 70000]], pa.list_(pa.int32())),
+                             "confidence": pa.array([0.5], pa.float32()),
+                             "top5_confidence": pa.array([[0.5] * 5], pa.list_(pa.float32()))})
+        with pytest.raises(duckdb.Error):
+            publish.publish_predictions(con, publish.ModelRecord("efficientnet-lite0", "run"), "samples", overflow,
+                                        mode="replace")
+        assert database.table_checksums(con) == before
+        publish.publish_predictions(con, record, "samples", publish.prediction_table(np.array([0, 1]), np.array([3, 1])))
+        assert con.execute("SELECT image_id, prediction FROM predictions WHERE model_id = 'broken' ORDER BY 1"
+                           ).fetchall() == [(0, 3), (1, 1)]
+        assert con.execute("SELECT category, models FROM pair_categories WHERE dataset = 'samples' AND image_id = 1 "
+                           "AND prediction = 1").fetchall() == [("correct", 3)]
+    finally:
+        con.close()
+
+
+def test_models_command_lists_the_stored_models(small_store, capsys):
+    assert cli.main(["models", "--db", str(small_store)]) == 0
+    out = capsys.readouterr().out
+    assert "efficientnet-lite0" in out and "efficientnet-lite1" in out and "samples=" in out
+    con = database.connect(small_store, read_only=True)
+    try:
+        df = publish.models_frame(con)
+    finally:
+        con.close()
+    assert list(df["model_id"]) == ["efficientnet-lite0", "efficientnet-lite1"]
+    assert list(df["predictions"]) == [50, 50] and list(df["family"]) == ["cnn", "cnn"]
+    assert all(p > 4_000_000 for p in df["params"])
