@@ -23,7 +23,7 @@ COMMANDS = {
     "classify-csv": "analysis.taxonomy.classify_csv:cli_classify_csv",
     "agreement": "analysis.taxonomy.agreement:cli_agreement",
     "build": "analysis.store.reference:cli_build",
-    "predict": "analysis.runner:cli_predict",
+    "predict": "analysis.inference.runner:cli_predict",
     "import-predictions": "analysis.store.imports:cli_import",
     "export": "analysis.store.export:cli_export",
     "models": "analysis.store.publish:cli_models",

@@ -32,7 +32,7 @@ def plain_loop(name: str, files: list[Path], device: str) -> tuple[float, np.nda
     import torch
     from PIL import Image
 
-    from analysis import models
+    from analysis.inference import models
 
     loaded = models.load(models.resolve(name))
     module = loaded.module.to(device)
@@ -50,7 +50,7 @@ def plain_loop(name: str, files: list[Path], device: str) -> tuple[float, np.nda
 
 def runner_run(name: str, db: Path, n: int, device: str, batch_size: int, workers: int | None) -> tuple[float, np.ndarray]:
     """Seconds and top-1 `(N,)` of `runner.predict` (inference, staging, publish and classification)."""
-    from analysis import runner
+    from analysis.inference import runner
     from analysis.store import database, reference
     model_id = f"{name}-{device}-{batch_size}"
     start = time.perf_counter()

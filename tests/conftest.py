@@ -14,7 +14,7 @@ SMALL_STORE_MODELS = ("efficientnet-lite0", "efficientnet-lite1")
 @pytest.fixture(scope="session")
 def small_store(tmp_path_factory) -> Path:
     """A real store: reference tables, then Lite0 and Lite1 on the first 50 sample images. Do not write to it."""
-    from analysis import runner
+    from analysis.inference import runner
     from analysis.store import reference
     path = tmp_path_factory.mktemp("store") / "small.duckdb"
     reference.build(path, progress=False)

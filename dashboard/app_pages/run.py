@@ -7,8 +7,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from analysis import models, paths, runner
+from analysis import paths
 from analysis.errors import UserError
+from analysis.inference import models, runner
 from analysis.store import reference
 from dashboard import db, state
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from analysis import models
+from analysis.inference import models
 from analysis.knowledge import classes
 
 

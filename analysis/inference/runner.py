@@ -305,7 +305,7 @@ def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | 
     """
     _check_options(batch_size, workers, limit)
     shard_parts = parse_shard(shard)
-    from analysis import models
+    from analysis.inference import models
 
     spec = models.resolve(model, checkpoint=checkpoint)
     model_id = model_id or model
@@ -336,8 +336,8 @@ def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | 
     report, bar = _progress_callback(progress, len(todo), f"{model_id} on {imgs.dataset}")
     start, buffer, finished = time.perf_counter(), [], 0
     record = publish.ModelRecord(model_id, "run", arch=spec.arch, family=spec.family, training_data=spec.training_data,
-                               params=loaded.params, metadata={"registry_name": model, "input_size": loaded.input_size,
-                                                               "checkpoint": options["checkpoint"]})
+                                 params=loaded.params, metadata={"registry_name": model, "input_size": loaded.input_size,
+                                                                 "checkpoint": options["checkpoint"]})
     try:
         for positions, top5, conf in infer_batches(loaded, [imgs.paths[i] for i in todo], device=device,
                                                    batch_size=batch_size, workers=n_workers):
@@ -352,7 +352,7 @@ def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | 
             rows = c.sql(queries.STAGED_ROWS, params=[run_id]).to_arrow_table()
             if rows.num_rows:
                 publish.publish_predictions(c, record, imgs.dataset, rows, mode="merge", images=imgs.register,
-                                          run_id=run_id, run_seconds=seconds)
+                                            run_id=run_id, run_seconds=seconds)
             else:
                 c.execute(queries.RUN_FINISH, ["done", None, seconds, run_id])
             top1 = database.first(c, queries.MODEL_TOP1, [model_id, imgs.dataset])[0]

@@ -193,7 +193,7 @@ def _torchvision(spec: ModelSpec) -> tuple[object, Callable, int]:
 def load(spec: ModelSpec) -> LoadedModel:
     """Build the module with its weights (eval mode, CPU) and its preprocessing; ValueError when weights are missing."""
     if not isinstance(spec, ModelSpec):
-        raise TypeError(f"spec={spec!r} must be a ModelSpec from analysis.models.resolve")
+        raise TypeError(f"spec={spec!r} must be a ModelSpec from analysis.inference.models.resolve")
     loader = {"lite": _lite, "timm": _timm, "torchvision": _torchvision}[spec.kind]
     try:
         module, transform, size = loader(spec)

@@ -7,7 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from analysis import cli, runner
+from analysis import cli
+from analysis.inference import runner
 from analysis.knowledge import classes
 from analysis.store import database
 
