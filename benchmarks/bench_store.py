@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         top5, conf = synthetic_model(rng, targets, confusers, accuracy=rng.uniform(0.55, 0.9))
         rows = publish.prediction_table(image_ids, top5[:, 0], top5=top5, top5_confidence=conf)
         record = publish.ModelRecord(f"synthetic-{m:04d}", "import", arch="synthetic", family="cnn",
-                                   training_data="ImageNet-1k", params=1)
+                                     training_data="ImageNet-1k", params=1)
         t = time.perf_counter()
         out = publish.publish_predictions(con, record, "imagenet-val", rows)
         times.append(time.perf_counter() - t)

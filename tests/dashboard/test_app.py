@@ -14,7 +14,7 @@ from analysis.store import database, export, publish, views
 from analysis.store.filters import ErrorFilter
 from analysis.taxonomy import agreement, metrics
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "dashboard" / "app.py"
 DATASET = "samples"
 

@@ -24,7 +24,7 @@ import pytest
 
 from analysis.store.filters import ErrorFilter
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 # `make screenshots` (IMAGENET_ERRORS_SCREENSHOTS=1) refreshes the committed docs/screenshots; a plain test
 # run takes the same screenshots into a temporary folder so the work tree stays clean.
