@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export NLTK_DATA := $(CURDIR)/.cache/nltk_data
 PORT ?= 8501
 
-.PHONY: demo test venv fetch build models dashboard bench screenshots clean
+.PHONY: demo demo-intro test venv fetch build models dashboard bench screenshots clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,10 +30,16 @@ models: build
 	$(BIN)/python -m analysis predict --model efficientnet-lite1 --dataset samples
 	$(BIN)/python -m analysis predict --model efficientnet-lite2 --dataset samples
 
-demo: models
+# demo-intro comes first so the URL and the expected time show before the long steps start.
+demo: demo-intro models
 	$(BIN)/python -m analysis info
-	@echo "dashboard: http://localhost:$(PORT)"
+	@echo "dashboard: http://localhost:$(PORT)  (Ctrl-C stops it)"
 	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --server.headless true
+
+demo-intro:
+	@echo "make demo: venv, data fetch, store build, EfficientNet-Lite0/1/2 on the 1000 sample images, then the dashboard."
+	@echo "About 11 minutes on 2 cores the first time (seconds once done); it stays in the foreground serving"
+	@echo "http://localhost:$(PORT) until Ctrl-C (another port: make demo PORT=8600)."
 
 test: $(VENV)/.test-installed
 	bash scripts/system_deps.sh --browser
@@ -41,7 +47,7 @@ test: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -q
 
 screenshots: $(VENV)/.test-installed
-	IMAGENET_ERRORS_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/test_browser.py
+	IMAGENET_ERRORS_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/dashboard/test_browser.py
 
 bench: venv fetch
 	$(BIN)/python benchmarks/bench_classify.py
