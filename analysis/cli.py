@@ -104,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_fetch(args: argparse.Namespace) -> int:
     from analysis import paths
     from analysis.knowledge import fetch
+
     mirror = None if args.online else (args.mirror or paths.default_mirror())
     where = f"mirror {mirror}" if mirror else "the network (pinned GitHub URLs)"
     print(f"fetching into {paths.external_dir()} from {where}", file=sys.stderr)

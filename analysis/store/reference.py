@@ -77,6 +77,7 @@ def _dataset_loads(missing: list[str]) -> list[tuple[tuple, pa.Table]]:
     """(datasets row, images table) for imagenet-val (ReaL) and samples (single labels), when available."""
     from analysis.knowledge import classes
     from analysis.taxonomy import labelsets
+
     real = labelsets.real()
     val_root = paths.imagenet_dir()
     out = [(("imagenet-val", "real", str(val_root) if val_root else None,
@@ -153,6 +154,7 @@ def build(path: Path | str | None = None, *, progress: bool = True) -> dict[str,
     """
     from analysis.knowledge import cooccurrence
     from analysis.taxonomy import labelsets
+
     con = database.connect(path)  # first: a locked or unusable store fails before the slow loading
     try:
         missing: list[str] = []
