@@ -30,6 +30,13 @@ COMMANDS = {
 }
 
 
+def _add_superclasses(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--superclasses", type=Path, default=None, metavar="FILE",
+                   help="superclass definitions, the project's JSON or the paper's JSON lines (default "
+                        "$IMAGENET_ERRORS_SUPERCLASSES, else the paper's file once fetched with --artefacts, "
+                        "else data/superclasses.json)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -39,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="local mirror folder (<owner>/<repo>/<path>); default: $IMAGENET_ERRORS_MIRROR or ../shared/mirror")
     p.add_argument("--only", default=None, help="fetch one source only (see data/sources.tsv)")
     p.add_argument("--online", action="store_true", help="download by URL even when a mirror exists")
+    p.add_argument("--artefacts", type=Path, default=None, metavar="ARCHIVE",
+                   help="the paper's artefacts.tar.gz: verify its sha256 and extract its superclasses.json into "
+                        "data/external/paper/, which then becomes the default superclass definitions")
 
     p = sub.add_parser("info", help="what data is available and how to get what is missing")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -47,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("superclasses", help="superclass statistics and the class -> superclass map")
     p.add_argument("--json", action="store_true", help="print JSON (statistics and, under 'map', the full map)")
+    _add_superclasses(p)
 
     p = sub.add_parser("classify-csv", help="classify the errors of a CSV of predictions")
     p.add_argument("input", type=Path, help="CSV with file_name, target, prediction (and labels with --labels given)")
@@ -56,14 +67,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--clip", type=Path, default=None, help="open_clip checkpoint for the fine-grained OOV check")
     p.add_argument("--clip-model", default=None,
                    help="open_clip model name of that checkpoint (default $IMAGENET_ERRORS_CLIP_MODEL or ViT-L-14-336-quickgelu)")
+    _add_superclasses(p)
 
     p = sub.add_parser("agreement", help="automatic vs expert categories on the experts' reviewed mistakes")
     p.add_argument("--expert", choices=["vit3b", "greedysoups"], required=True)
     p.add_argument("--csv", type=Path, default=None, help="write the per-image comparison here")
     p.add_argument("--json", action="store_true", help="print JSON")
+    _add_superclasses(p)
 
     p = sub.add_parser("build", help="create or update the DuckDB store with the reference tables")
     p.add_argument("--db", type=Path, default=None, help="store file (default $IMAGENET_ERRORS_DB or data/errors.duckdb)")
+    _add_superclasses(p)
 
     p = sub.add_parser("predict", help="run a registered model on an image set and store its predictions")
     p.add_argument("--model", required=True, help="efficientnet-lite0|1|2, timm:<name> or torchvision:<name>")
@@ -103,8 +117,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     from analysis import paths
-    from analysis.knowledge import fetch
+    from analysis.knowledge import artefacts, fetch
 
+    if args.artefacts is not None:
+        target = artefacts.extract_superclasses(args.artefacts)
+        print(f"extracted the paper's superclass definitions to {target}; they are now the default")
+        return 0
     mirror = None if args.online else (args.mirror or paths.default_mirror())
     where = f"mirror {mirror}" if mirror else "the network (pinned GitHub URLs)"
     print(f"fetching into {paths.external_dir()} from {where}", file=sys.stderr)
@@ -125,6 +143,7 @@ def cmd_superclasses(args: argparse.Namespace) -> int:
     from analysis.knowledge import superclasses
 
     stats = superclasses.statistics()
+    print(f"superclasses: {superclasses.active().describe()}", file=sys.stderr)
     if args.json:
         stats["map"] = {str(k): v for k, v in superclasses.superclass_map().items()}
         print(json.dumps(stats, indent=1))
@@ -142,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     module_name, func_name = COMMANDS[args.command].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     try:
+        if getattr(args, "superclasses", None) is not None:
+            from analysis.knowledge import superclasses
+
+            superclasses.use(args.superclasses)
         return int(func(args) or 0)
     except (UserError, FetchError, ValueError, TypeError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -53,13 +53,18 @@ def _committed() -> list[dict]:
     wn = paths.WORDNET_JSON
     out.append(_item("wordnet_subgraph", wn.is_file(), f"{wn.relative_to(paths.ROOT)}",
                      "python -m analysis wordnet-export (needs apt-get install wordnet-base)"))
-    sc = paths.SUPERCLASSES_JSON
-    detail = str(sc.relative_to(paths.ROOT))
-    if sc.is_file():
-        from analysis.knowledge import superclasses
+    from analysis.knowledge import superclasses
 
-        detail += f": {superclasses.statistics()['non_singleton_superclasses']} superclasses"
-    out.append(_item("superclasses", sc.is_file(), detail, "git checkout data/superclasses.json"))
+    source = superclasses.source()
+    try:
+        stats = superclasses.statistics()
+        detail = f"{superclasses.active().describe()}: {stats['non_singleton_superclasses']} superclasses, in use"
+        ok = True
+    except (FileNotFoundError, ValueError) as exc:  # a bad file is reported, not raised
+        detail, ok = f"{source}: {exc}", False
+    fix = ("git checkout data/superclasses.json" if source == paths.SUPERCLASSES_JSON
+           else f"fix or unset {paths.SUPERCLASSES_ENV} / --superclasses")
+    out.append(_item("superclasses", ok, detail, fix))
     return out
 
 
@@ -92,7 +97,8 @@ def _optional() -> list[dict]:
 
             with database.connect(db, read_only=True) as con:
                 n_models = database.first(con, queries.MODEL_COUNT)[0]
-            detail += f": {n_models} models"
+                classified_with = database.meta(con).get("superclasses", "not recorded (rebuild)")
+            detail += f": {n_models} models, classified with the superclasses {classified_with}"
         except Exception as exc:  # a locked or old store is reported, not raised
             detail += f" (not readable: {exc})"
     out.append(_item("store", db.is_file(), detail, "python -m analysis build"))

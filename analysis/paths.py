@@ -16,12 +16,18 @@ MIRROR_ENV = "IMAGENET_ERRORS_MIRROR"
 EXTERNAL_ENV = "IMAGENET_ERRORS_EXTERNAL"
 DB_ENV = "IMAGENET_ERRORS_DB"
 CLIP_ENV = "IMAGENET_ERRORS_CLIP"
+SUPERCLASSES_ENV = "IMAGENET_ERRORS_SUPERCLASSES"
 IMAGENET_ENV = "IMAGENET_DIR"
 
 
 def external_dir() -> Path:
     """Folder of fetched public files (git-ignored); `IMAGENET_ERRORS_EXTERNAL` overrides."""
     return Path(os.environ.get(EXTERNAL_ENV) or DATA_DIR / "external")
+
+
+def paper_superclasses() -> Path:
+    """Where `fetch --artefacts` puts the paper's own superclass definitions (the default once present)."""
+    return external_dir() / "paper" / "superclasses.json"
 
 
 def default_mirror() -> Path | None:

@@ -60,7 +60,20 @@ def _store_ready() -> bool:
     return True
 
 
+def _footer() -> None:
+    """Which definitions made the categories on every page (the CSV downloads carry the same categories)."""
+    try:
+        info = db.view("classification")
+    except Exception:  # the page above already said what is wrong with the store
+        return
+    st.divider()
+    st.caption(f"Categories classified with the superclasses {info['superclasses']}; "
+               f"fine-grained OOV check: {info.get('oov_check', 'off')}; store built {info.get('built_at', '?')}.")
+
+
 st.session_state["store_ready"] = _store_ready()
 if st.session_state["store_ready"] or page.url_path == "run":
     page.run()
+if st.session_state["store_ready"]:
+    _footer()
 state.end_run()

@@ -25,4 +25,16 @@ def test_info_reports_fetched_sources_and_a_real_store(small_store, monkeypatch,
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "ok sample_images" in out and "1000/1000 files" in out
-    assert "2 models" in out
+    assert "2 models, classified with the superclasses data/superclasses.json (project format, sha256 " in out
+    assert "ok superclasses         data/superclasses.json (project format" in out and "in use" in out
+
+
+def test_info_reports_a_bad_superclass_file_without_a_traceback(tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{oops\n")
+    monkeypatch.setenv(paths.SUPERCLASSES_ENV, str(bad))
+    monkeypatch.setenv(paths.DB_ENV, str(tmp_path / "none.duckdb"))
+    assert main(["info", "--json"]) == 0
+    items = {i["name"]: i for i in json.loads(capsys.readouterr().out)["committed"]}
+    assert not items["superclasses"]["present"] and "line 1" in items["superclasses"]["detail"]
+    assert paths.SUPERCLASSES_ENV in items["superclasses"]["fix"]

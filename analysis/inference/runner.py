@@ -312,6 +312,7 @@ def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | 
     device = _device(device)
     access = _StoreAccess(db, con)
     with access.open() as c:
+        publish.check_superclasses(c)  # before the run, not after it: its pairs are classified like the stored ones
         imgs = image_set(dataset, c, images=images)
         existing = database.first(c, queries.MODEL_GET, [model_id])
         if existing is not None and existing[1] != "run":

@@ -186,7 +186,11 @@ class WordNetGraph:
 
     def path_lemmas(self, wnid: str) -> frozenset[str]:
         """Every lemma name (lowercase, underscores) on the hypernym paths of `wnid`, its own included."""
-        return frozenset(l.lower() for w in self.ancestors(wnid) for l in self.lemmas(w))
+        return frozenset(l.lower() for l in self.path_lemma_names(wnid))
+
+    def path_lemma_names(self, wnid: str) -> frozenset[str]:
+        """Every lemma name as NLTK spells it (case kept, underscores) on the hypernym paths of `wnid`, its own included."""
+        return frozenset(l for w in self.ancestors(wnid) for l in self.lemmas(w))
 
     def group(self, wnid: str) -> str:
         """`organism`, `artifact` or `other` by the hypernyms of `wnid`."""

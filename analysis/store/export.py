@@ -72,10 +72,12 @@ def cli_export(args: argparse.Namespace) -> int:
     con = database.connect(args.db, read_only=True)
     try:
         frame = errors_frame(con, flt)
+        classified_with = database.meta(con).get("superclasses", "not recorded (store built before they were)")
     finally:
         con.close()
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     to_csv(frame, output)
     print(f"wrote {len(frame)} errors to {output}")
+    print(f"superclasses: {classified_with}")  # the sidecar line: which definitions made these categories
     return 0

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from analysis import paths
 from analysis.store import database, queries, summary
 
 WRITE_MODES = ("new", "replace", "merge")
@@ -133,6 +134,23 @@ def check_new_model(con: duckdb.DuckDBPyConnection, model_id: str, dataset: str)
                          "pass --replace to overwrite them, or choose another --model-id")
 
 
+def check_superclasses(con: duckdb.DuckDBPyConnection) -> None:
+    """StoreError when the store was classified with other superclass definitions than this process's active ones.
+
+    New pairs must be classified like the stored ones; the fix is a build with the wanted definitions.
+    """
+    from analysis.knowledge import superclasses
+
+    recorded = database.first(con, queries.META_GET, ["superclasses_sha256"])
+    active = superclasses.active()
+    if recorded and recorded[0] != active.sha256:
+        shown = database.first(con, queries.META_GET, ["superclasses"])
+        raise database.StoreError(
+            f"the store was classified with the superclasses {shown[0] if shown else recorded[0]}, but this command "
+            f"uses {active.describe()}; run `python -m analysis build --superclasses FILE` with the definitions you "
+            f"want (it re-classifies every stored pair), or set {paths.SUPERCLASSES_ENV} to the store's file")
+
+
 def publish_predictions(con: duckdb.DuckDBPyConnection, model: ModelRecord, dataset: str, rows: pa.Table, *,
                         mode: str = "new", images: tuple[tuple, pa.Table] | None = None,
                         run_id: str | None = None, run_seconds: float = 0.0) -> dict[str, int]:
@@ -158,6 +176,7 @@ def publish_predictions(con: duckdb.DuckDBPyConnection, model: ModelRecord, data
             raise ValueError(f"dataset={dataset!r} is not in the store; run `python -m analysis build` first")
         if mode == "new":
             check_new_model(con, model.model_id, dataset)
+        check_superclasses(con)
         with database.registered(con, rows):
             unknown = [r[0] for r in con.execute(queries.INCOMING_UNKNOWN_IMAGES, [dataset]).fetchall()]
             if unknown:

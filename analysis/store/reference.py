@@ -20,8 +20,9 @@ import pyarrow as pa
 from analysis import paths
 from analysis.store import database, publish, queries
 
-# Files whose content decides the category of a pair: a change re-classifies every stored pair on build.
-_CLASSIFIER_FILES = (paths.SUPERCLASSES_JSON, paths.COLLAPSED_JSON, paths.WORDNET_JSON,
+# Files whose content decides the category of a pair (with the active superclass file): a change re-classifies
+# every stored pair on build.
+_CLASSIFIER_FILES = (paths.COLLAPSED_JSON, paths.WORDNET_JSON,
                      *(paths.ROOT / "analysis" / path for path in (
                          "taxonomy/classify.py", "taxonomy/labelsets.py", "knowledge/cooccurrence.py",
                          "taxonomy/categories.py")))
@@ -48,11 +49,9 @@ def _classes_frame() -> pd.DataFrame:
     })
 
 
-def _superclass_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
-    from analysis.knowledge import superclasses
-
-    defs = superclasses.definitions()
-    member = superclasses.membership()
+def _superclass_frames(definitions) -> tuple[pd.DataFrame, pd.DataFrame]:
+    defs = definitions.definitions
+    member = definitions.membership
     sc = pd.DataFrame({"superclass_id": [d.id for d in defs], "name": [d.name for d in defs],
                        "grp": [d.group for d in defs], "size": member.sum(axis=0).astype(np.int32)})
     rows, cols = np.nonzero(member)
@@ -136,8 +135,11 @@ def _experts_frame(missing: list[str]) -> pd.DataFrame | None:
 
 
 def classifier_fingerprint() -> str:
-    """sha256 over the knowledge files and classifier sources that decide a pair's category."""
+    """sha256 over the active superclass definitions, the other knowledge files and the classifier's sources."""
+    from analysis.knowledge import superclasses
+
     digest = hashlib.sha256()
+    digest.update(b"superclasses:" + superclasses.active().sha256.encode())
     for path in _CLASSIFIER_FILES:
         digest.update(path.name.encode())
         digest.update(path.read_bytes() if path.is_file() else b"-")
@@ -147,20 +149,23 @@ def classifier_fingerprint() -> str:
 def build(path: Path | str | None = None, *, progress: bool = True) -> dict[str, int]:
     """Create or refresh the store's reference tables in one transaction; safe to re-run.
 
-    Loads classes, superclasses, datasets + images (imagenet-val with ReaL labels, samples), ReaL
-    co-occurrences, expert labels and the paper's 962-model tables. Sources not fetched yet are skipped
-    and listed in meta `missing_sources`. When the classifier's knowledge changed since the last build,
-    every stored (image, prediction) pair is classified again. Returns row counts per table.
+    Loads classes, superclasses (of the active definition file, recorded in meta `superclasses_file`,
+    `superclasses_sha256`, `superclasses_format`), datasets + images (imagenet-val with ReaL labels, samples),
+    ReaL co-occurrences, expert labels and the paper's 962-model tables. Sources not fetched yet are skipped
+    and listed in meta `missing_sources`. When the classifier's knowledge (the superclass file included)
+    changed since the last build, every stored (image, prediction) pair is classified again. Returns row
+    counts per table.
     """
-    from analysis.knowledge import cooccurrence
+    from analysis.knowledge import cooccurrence, superclasses
     from analysis.taxonomy import labelsets
 
     con = database.connect(path)  # first: a locked or unusable store fails before the slow loading
     try:
         missing: list[str] = []
-        _say("loading classes, WordNet paths and superclasses", progress)
+        definitions = superclasses.active()
+        _say(f"loading classes, WordNet paths and superclasses ({definitions.describe()})", progress)
         classes_df = _classes_frame()
-        superclasses_df, links_df = _superclass_frames()
+        superclasses_df, links_df = _superclass_frames(definitions)
         _say("loading the image sets (imagenet-val with ReaL labels, samples)", progress)
         dataset_loads = _dataset_loads(missing)
         cooc = cooccurrence.pairs_table(labelsets.real_cooccurrence())
@@ -190,7 +195,11 @@ def build(path: Path | str | None = None, *, progress: bool = True) -> dict[str,
                 publish.reclassify(con)
             for key, value in (("classifier_fingerprint", fingerprint), ("oov_check", "off"),
                                ("built_at", time.strftime("%Y-%m-%dT%H:%M:%S")),
-                               ("missing_sources", " ".join(sorted(set(missing))))):
+                               ("missing_sources", " ".join(sorted(set(missing)))),
+                               ("superclasses_file", str(definitions.path)),
+                               ("superclasses_sha256", definitions.sha256),
+                               ("superclasses_format", definitions.format),
+                               ("superclasses", definitions.describe())):
                 con.execute(queries.META_SET, [key, value])
         counts = {t: c[0] for t, c in database.table_checksums(con).items()}
     finally:
@@ -200,10 +209,12 @@ def build(path: Path | str | None = None, *, progress: bool = True) -> dict[str,
     return counts
 
 
-
 def cli_build(args: argparse.Namespace) -> int:
-    """`python -m analysis build [--db FILE]`."""
+    """`python -m analysis build [--db FILE] [--superclasses FILE]`."""
+    from analysis.knowledge import superclasses
+
     path = Path(args.db) if args.db else paths.db_path()
     counts = build(path)
     print(f"built {path}: " + ", ".join(f"{t} {n}" for t, n in counts.items() if n))
+    print(f"superclasses: {superclasses.active().describe()}")
     return 0

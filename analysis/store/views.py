@@ -85,6 +85,12 @@ def superclass_options(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return _df(con, "SELECT superclass_id, name, grp, size FROM superclasses ORDER BY name, superclass_id")
 
 
+def classification(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """How the stored pairs were classified: `superclasses` (file, format, sha256), `oov_check`, `built_at`."""
+    rows = con.execute("SELECT key, value FROM meta WHERE key IN ('superclasses', 'oov_check', 'built_at')").fetchall()
+    return {"superclasses": "not recorded (store built before they were; run build)", **dict(rows)}
+
+
 def family_options(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Families of the stored models that have predictions."""
     rows = con.execute("""

@@ -19,7 +19,7 @@ import pandas as pd
 
 from analysis.knowledge.classes import NUM_CLASSES, check_class_ids
 from analysis.knowledge.cooccurrence import MIN_IMAGES, loo_count
-from analysis.knowledge.superclasses import definitions, membership, overlapping, shares_superclass
+from analysis.knowledge.superclasses import active, overlapping
 from analysis.taxonomy import categories as tx
 from analysis.taxonomy.labelsets import LabelSet
 
@@ -47,16 +47,16 @@ def classify_one(image_id: int, prediction: int, labelset: LabelSet, *,
         return "overlapping_classes", f"pair:{target}->{p}"
     if p in labels:
         return "multi_label", f"label:{p}"
-    names = [d.id for d in definitions()]
+    sc = active()  # one snapshot of the definitions for the whole row
     for label in labels:
-        shared = np.flatnonzero(membership()[label] & membership()[p])
+        shared = np.flatnonzero(sc.membership[label] & sc.membership[p])
         if len(shared):
-            return "fine_grained", f"superclass:{names[shared[0]]}@label:{label}"
+            return "fine_grained", f"superclass:{sc.definitions[shared[0]].id}@label:{label}"
     if oov is not None and oov[0]:
         return "fine_grained_oov", _oov_reason(oov[1])
     for label in labels:
         images = loo_count(labelset.cooccurrence, labelset.counted[i], label, p)
-        if images >= MIN_IMAGES and not shares_superclass()[label, p]:
+        if images >= MIN_IMAGES and not sc.shares[label, p]:
             return "spurious_correlation", f"cooc:label={label},images={images}"
     if labelset.non_prototypical[i]:
         return "non_prototypical", "expert:non_prototypical"
@@ -139,13 +139,14 @@ def classify_codes(image_ids: np.ndarray, predictions: np.ndarray, labelset: Lab
     valid = labels >= 0
     safe = np.where(valid, labels, 0)
     flat = safe * np.intp(NUM_CLASSES) + pr[:, None]                     # (R, L) index of (label, prediction)
-    shares = np.take(shares_superclass(), flat) & valid
+    sc = active()  # one snapshot of the definitions for the whole batch
+    shares = np.take(sc.shares, flat) & valid
     hit = shares.any(axis=1)
     codes[rows[hit]] = tx.FINE_GRAINED
     if with_reasons and hit.any():
         label, prediction, inverse = _distinct(safe[hit, _first_true(shares[hit])], pr[hit])
-        superclass = _first_true(membership()[label] & membership()[prediction])
-        names = [d.id for d in definitions()]
+        superclass = _first_true(sc.membership[label] & sc.membership[prediction])
+        names = [d.id for d in sc.definitions]
         text = [f"superclass:{names[s]}@label:{l}" for s, l in zip(superclass.tolist(), label.tolist())]
         reasons[rows[hit]] = np.array(text, dtype=object)[inverse]
     keep = ~hit

@@ -118,6 +118,8 @@ def test_overview_metrics_equal_the_metrics_module(db, con, model_ids):
     """, [model_ids[0], DATASET]).fetchone()[0]
     assert len(confusions) == min(25, errors)
     assert at.get("plotly_chart"), "the composition chart is drawn"
+    footer = [c.value for c in at.caption if c.value.startswith("Categories classified with the superclasses")]
+    assert footer and "data/superclasses.json (project format, sha256 " in footer[0] and "OOV check: off" in footer[0]
 
 
 def test_overview_follows_the_model_selector(db, con, model_ids):

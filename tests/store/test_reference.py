@@ -55,3 +55,64 @@ def test_build_is_idempotent_and_reclassifies_when_knowledge_changes(store_copy)
         assert database.meta(con)["classifier_fingerprint"] == reference.classifier_fingerprint()
     finally:
         con.close()
+
+
+def _paper_file_joining(path, a: int, b: int):
+    """A paper-format file with one superclass holding classes `a` and `b` by their own lemma names."""
+    import json
+
+    from analysis.knowledge import wordnet
+
+    graph = wordnet.load()
+    lemma = [graph.lemmas(graph.class_wnids[c])[0] for c in (a, b)]
+    path.write_text(json.dumps({"joined": [[lemma[0]], [lemma[1]]]}) + "\n")
+    return path
+
+
+def test_build_records_the_definitions_and_reclassifies_when_they_change(store_copy, tmp_path, monkeypatch, capsys):
+    import numpy as np
+    import pytest
+
+    from analysis import cli, paths
+    from analysis.inference import runner
+    from analysis.store import publish
+
+    monkeypatch.delenv(paths.SUPERCLASSES_ENV, raising=False)
+    monkeypatch.setenv(paths.EXTERNAL_ENV, str(tmp_path / "no-paper-file"))
+    superclasses.use(None)
+    con = database.connect(store_copy, read_only=True)
+    meta = database.meta(con)
+    assert meta["superclasses_sha256"] == superclasses.active().sha256 and meta["superclasses_format"] == "project"
+    image_id, target, prediction = con.execute(
+        "SELECT c.image_id, i.target, c.prediction FROM pair_categories c JOIN images i USING (dataset, image_id) "
+        "WHERE c.dataset = 'samples' AND c.category = 'model_failure' ORDER BY 1 LIMIT 1").fetchall()[0]
+    con.close()
+    paper = _paper_file_joining(tmp_path / "superclasses.json", target, prediction)
+    try:
+        assert cli.main(["build", "--db", str(store_copy), "--superclasses", str(paper)]) == 0
+        assert "paper format" in capsys.readouterr().out
+        con = database.connect(store_copy, read_only=True)
+        meta = database.meta(con)
+        assert meta["superclasses_file"] == str(paper) and meta["superclasses_format"] == "paper"
+        assert con.execute("SELECT category, reason FROM pair_categories WHERE dataset = 'samples' AND image_id = ? "
+                           "AND prediction = ?", [image_id, prediction]).fetchall() == [
+            ("fine_grained", f"superclass:joined@label:{target}")]
+        assert _count(con, "SELECT count(*) FROM superclasses") == 1
+        con.close()
+    finally:
+        superclasses.use(None)
+    # Back on the committed definitions, a write would mix two classifications: it is refused before any work.
+    con = database.connect(store_copy)
+    try:
+        before = database.table_checksums(con)
+        with pytest.raises(database.StoreError, match="classified with the superclasses .*paper format.*build --superclasses"):
+            publish.publish_predictions(con, publish.ModelRecord("m", "import"), "samples",
+                                        publish.prediction_table(np.array([0]), np.array([1])))
+        assert database.table_checksums(con) == before
+    finally:
+        con.close()
+    with pytest.raises(database.StoreError, match="classified with the superclasses"):
+        runner.predict("efficientnet-lite0", "samples", db=store_copy, device="cpu", limit=2, model_id="other",
+                       progress=False, workers=0)
+    assert cli.main(["export", str(tmp_path / "out.csv"), "--db", str(store_copy)]) == 0
+    assert f"superclasses: {paper}" in capsys.readouterr().out.splitlines()[-1]

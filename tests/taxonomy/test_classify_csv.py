@@ -119,3 +119,32 @@ def test_missing_clip_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert main(["classify-csv", str(path), str(out), "--clip", str(tmp_path / "none.pt")]) == 2
     err = capsys.readouterr().err
     assert "none.pt" in err and "does not exist" in err and not out.exists()
+
+
+def test_superclasses_flag_decides_fine_grained(tmp_path, monkeypatch):
+    """The same rows with the paper-format file given by --superclasses (or the environment) and without it."""
+    from analysis import paths
+    from analysis.knowledge import superclasses
+
+    monkeypatch.delenv(paths.SUPERCLASSES_ENV, raising=False)
+    monkeypatch.setenv(paths.EXTERNAL_ENV, str(tmp_path / "none"))
+    # golden retriever -> vizsla, and tench -> Granny Smith: joined only by the file below
+    path = _csv(tmp_path, "file_name,target,prediction,labels\na.jpg,207,211,207\nb.jpg,0,948,0\n")
+    paper = tmp_path / "paper.json"
+    paper.write_text('{"gundog": [["retriever"], ["pointer", "dog"]]}\n{"odd": [["tench"], ["Granny_Smith"]]}\n')
+    try:
+        assert main(["classify-csv", str(path), str(tmp_path / "a.csv"), "--labels", "given"]) == 0
+        default = pd.read_csv(tmp_path / "a.csv")
+        assert main(["classify-csv", str(path), str(tmp_path / "b.csv"), "--labels", "given",
+                     "--superclasses", str(paper)]) == 0
+        given = pd.read_csv(tmp_path / "b.csv")
+        monkeypatch.setenv(paths.SUPERCLASSES_ENV, str(paper))
+        superclasses.use(None)
+        assert main(["classify-csv", str(path), str(tmp_path / "c.csv"), "--labels", "given"]) == 0
+        from_env = pd.read_csv(tmp_path / "c.csv")
+    finally:
+        superclasses.use(None)
+    assert list(given["category"]) == ["fine_grained", "fine_grained"]
+    assert list(given["reason"]) == ["superclass:gundog@label:207", "superclass:odd@label:0"]
+    assert list(from_env["category"]) == list(given["category"])
+    assert default.loc[1, "category"] != "fine_grained"  # tench and Granny Smith share no committed superclass
