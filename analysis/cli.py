@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("agreement", help="automatic vs expert categories on the experts' reviewed mistakes")
     p.add_argument("--expert", choices=["vit3b", "greedysoups"], required=True)
     p.add_argument("--csv", type=Path, default=None, help="write the per-image comparison here")
+    p.add_argument("--labels", choices=["expert_verdict", "real", "real_with_target"], default="expert_verdict",
+                   help="label set of the --csv comparison (the printed figures cover all three): expert_verdict "
+                        "(default: ReaL + target - the reviewed prediction), real, real_with_target")
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_superclasses(p)
 

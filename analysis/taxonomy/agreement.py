@@ -1,8 +1,17 @@
 """Automatic vs expert categories on the mistakes the experts reviewed (ViT-3B, Greedy Soups).
 
-Each reviewed mistake (image, the expert file's top prediction) is classified with ReaL labels and
-compared with the expert's category: confusion table, agreement rate and Cohen's kappa. Our
-`non_prototypical` check uses the experts' own non-prototypical marks, so agreement on that category
+Each reviewed mistake (image, the expert file's top prediction) is classified and compared with the
+expert's category: confusion table, agreement rate and Cohen's kappa. Label sets (`LABEL_CHOICES`):
+
+- `expert_verdict` (default): ReaL labels ∪ {target} minus the reviewed prediction. Every entry of the
+  Vasudevan files is a mistake, i.e. the experts' own multi-label set did not accept the prediction, so
+  this compares on the experts' terms and evaluates every reviewed mistake.
+- `real`: the ReaL label set as the store uses it; images outside its evaluation set (no ReaL labels, or
+  ReaL without the target) are `not_evaluated`, and where ReaL lists the prediction the mistake is
+  `multi_label` although the experts said otherwise.
+- `real_with_target`: ReaL labels plus the target, every reviewed mistake evaluated.
+
+Our `non_prototypical` check uses the experts' own non-prototypical marks, so agreement on that category
 is circular by construction; `compare(..., non_prototypical_check=False)` leaves the check out.
 """
 
@@ -26,31 +35,53 @@ def _without_non_prototypical(labelset: labelsets.LabelSet) -> labelsets.LabelSe
     return out
 
 
-LABEL_CHOICES = ("real", "real_with_target")
+LABEL_CHOICES = ("expert_verdict", "real", "real_with_target")
+LABEL_DESCRIPTIONS = {
+    "expert_verdict": "ReaL labels and the target, minus the reviewed prediction: every entry of the expert files "
+                      "is a mistake the experts' own label set did not accept, so every one is evaluated",
+    "real": "the ReaL label set the store uses: mistakes on images without ReaL labels, or whose ReaL labels lack "
+            "the target, are not evaluated, and a prediction ReaL lists counts as multi-label",
+    "real_with_target": "ReaL labels plus the target: every reviewed mistake evaluated, but a prediction ReaL lists "
+                        "still counts as multi-label",
+}
 
 
-def compare(expert: str, *, labels: str = "real", non_prototypical_check: bool = True, oov=None) -> pd.DataFrame:
+def _expert_verdict(ids: np.ndarray, preds: np.ndarray) -> labelsets.LabelSet:
+    """A label set over the reviewed mistakes only: row k = image `ids[k]`, labels (ReaL ∪ target) − `preds[k]`."""
+    real = labelsets.real()
+    targets = real.targets[ids]
+    labels = [sorted((set(real.real[i] or ()) | {int(t)}) - {int(p)}) for i, t, p in zip(ids, targets, preds)]
+    return labelsets.given(targets, labels, val_indices=ids.astype(np.int32))
+
+
+def compare(expert: str, *, labels: str = "expert_verdict", non_prototypical_check: bool = True,
+            oov=None) -> pd.DataFrame:
     """One row per reviewed mistake: file_name, image_index, target, prediction, expert, automatic, reason, agree.
 
-    `labels`: `real` (the ReaL label set; images outside its evaluation set are not_evaluated) or
-    `real_with_target` (ReaL labels plus the target, so every reviewed mistake is evaluated, as it
-    was in the experts' multi-label set). `oov`: as in `classify.classify_pairs` (None: check off).
+    `labels`: one of `LABEL_CHOICES` (see the module docstring). `oov`: as in `classify.classify_pairs`
+    (None: check off); with `expert_verdict` its rows are the reviewed mistakes in file order.
     """
     if labels not in LABEL_CHOICES:
         raise ValueError(f"labels={labels!r} must be one of {', '.join(LABEL_CHOICES)}")
     reviewed = experts.load_expert(expert)
-    labelset = labelsets.real()
-    if labels == "real_with_target":
-        labelset = labelsets.given(labelset.targets, [r for r in labelset.real], val_indices=np.arange(len(labelset)))
-    if not non_prototypical_check:
-        labelset = _without_non_prototypical(labelset)
     ids = reviewed["image_index"].to_numpy(dtype=np.int64)
     preds = reviewed["prediction"].to_numpy(dtype=np.int64)
-    result = classify.classify_pairs(ids, preds, labelset, oov=oov)
+    rows = ids
+    if labels == "expert_verdict":
+        labelset = _expert_verdict(ids, preds)
+        rows = np.arange(len(ids))
+    else:
+        labelset = labelsets.real()
+        if labels == "real_with_target":
+            labelset = labelsets.given(labelset.targets, [r for r in labelset.real],
+                                       val_indices=np.arange(len(labelset)))
+    if not non_prototypical_check:
+        labelset = _without_non_prototypical(labelset)
+    result = classify.classify_pairs(rows, preds, labelset, oov=oov)
     out = pd.DataFrame({
         "file_name": reviewed["file_name"].to_numpy(),
         "image_index": ids,
-        "target": labelset.targets[ids].astype(np.int16),
+        "target": labelset.targets[rows].astype(np.int16),
         "prediction": preds.astype(np.int16),
         "expert": reviewed["category"].to_numpy(),
         "expert_severity": reviewed["severity"].to_numpy(),
@@ -86,12 +117,17 @@ def cohen_kappa(a, b) -> float:
 
 
 BLOCKS = {
+    "expert_verdict": ("expert_verdict", True),
+    "expert_verdict_without_non_prototypical": ("expert_verdict", False),
     "real": ("real", True),
     "real_without_non_prototypical": ("real", False),
     "real_with_target": ("real_with_target", True),
     "real_with_target_without_non_prototypical": ("real_with_target", False),
 }
 BLOCK_TITLES = {
+    "expert_verdict": "Expert verdict (ReaL labels + target − the reviewed prediction: every reviewed mistake "
+                      "evaluated), with the non-prototypical check (it uses the experts' own marks: circular)",
+    "expert_verdict_without_non_prototypical": "Expert verdict label set, without the non-prototypical check",
     "real": "ReaL label set, with the non-prototypical check (it uses the experts' own marks: circular)",
     "real_without_non_prototypical": "ReaL label set, without the non-prototypical check",
     "real_with_target": "ReaL labels + target (every reviewed mistake evaluated), with the non-prototypical check",
@@ -131,7 +167,7 @@ def cli_agreement(args: argparse.Namespace) -> int:
     """Print the confusion table, agreement and kappa for one expert; optionally the per-image CSV or JSON."""
     result = summary(args.expert)
     if args.csv:
-        compare(args.expert).to_csv(args.csv, index=False)
+        compare(args.expert, labels=args.labels).to_csv(args.csv, index=False)
     if args.json:
         payload = {k: v for k, v in result.items() if not isinstance(v, dict)}
         for key in BLOCKS:
@@ -140,7 +176,7 @@ def cli_agreement(args: argparse.Namespace) -> int:
             payload[key] = block
         print(json.dumps(payload, indent=1))
         return 0
-    print(f"{result['expert_name']}: automatic (ReaL labels) vs expert categories; "
+    print(f"{result['expert_name']}: automatic vs expert categories; "
           f"fine-grained OOV check {'on' if result['clip'] else 'off (no CLIP)'}")
     for key in BLOCKS:
         _print_block(BLOCK_TITLES[key], result[key])

@@ -20,14 +20,16 @@ if not available:
             icon=":material/info:")
     st.stop()
 
+LABEL_NAMES = {"expert_verdict": "Expert verdict (ReaL + target − prediction)", "real": "ReaL labels",
+               "real_with_target": "ReaL labels + target"}
+
 cols = st.columns(3)
 with cols[0]:
     expert = state.selectbox("Expert review of", available, key="ex_expert", url="expert",
                              format_func=experts.EXPERT_NAMES.get)
 with cols[1]:
     labels = state.selectbox("Label set", list(agreement.LABEL_CHOICES), key="ex_labels", url="labels",
-                             format_func={"real": "ReaL labels",
-                                          "real_with_target": "ReaL labels + target (all evaluated)"}.get)
+                             format_func=LABEL_NAMES.get)
 with cols[2]:
     check = st.toggle("Use the non-prototypical check (circular: it reads the experts' marks)", value=True,
                       key="ex_nonproto")
@@ -41,6 +43,8 @@ def _comparison(expert: str, labels: str, check: bool) -> pd.DataFrame:
     out.insert(5, "prediction_name", [names[p] for p in out["prediction"]])
     return out
 
+
+st.caption(f"**{LABEL_NAMES[labels]}**: {agreement.LABEL_DESCRIPTIONS[labels]}.")
 
 try:
     comparison = _comparison(expert, labels, check)

@@ -204,11 +204,18 @@ def test_experts_page_matches_agreement_module(db):
     at = _app("experts")
     comparison = agreement.compare("vit3b")
     assert at.selectbox(key="ex_expert").value == "vit3b"
+    assert at.selectbox(key="ex_labels").value == "expert_verdict"  # opens on the experts' own terms
+    assert any("every entry of the expert files is a mistake" in c.value for c in at.caption)
+    assert (comparison["automatic"] != "not_evaluated").all()  # expert_verdict evaluates every reviewed mistake
     assert _metric(at, "Reviewed mistakes") == str(len(comparison))
     assert _metric(at, "Agreement") == f"{100 * comparison['agree'].mean():.1f}%"
     assert _metric(at, "Cohen's kappa") == f"{agreement.cohen_kappa(comparison['expert'], comparison['automatic']):.3f}"
     disagreements = [d.value for d in at.dataframe if "automatic" in d.value.columns]
     assert len(disagreements[0]) == int((~comparison["agree"]).sum())
+    at.selectbox(key="ex_labels").select("real").run()  # the store's label set: some mistakes are not evaluated
+    real = agreement.compare("vit3b", labels="real")
+    assert _metric(at, "Agreement") == f"{100 * real['agree'].mean():.1f}%"
+    assert any("not evaluated" in c.value for c in at.caption) and (real["automatic"] == "not_evaluated").any()
 
 
 def test_zoo_page_has_every_paper_and_stored_model(db, con, model_ids):

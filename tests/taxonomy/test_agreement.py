@@ -49,3 +49,33 @@ def test_agreement_cli_prints_json(expert, capsys, tmp_path):
     assert sum(sum(row.values()) for row in block["confusion"].values()) == block["mistakes"]
     assert payload["clip"] is False and out.read_text().startswith("file_name,")
     assert np.isclose(payload["real_with_target"]["agreement"], payload["real_with_target"]["agreement_evaluated"])
+
+
+@pytest.mark.parametrize("expert", ["vit3b", "greedysoups"])
+def test_expert_verdict_evaluates_every_mistake_and_never_accepts_the_prediction(expert):
+    from analysis.taxonomy import labelsets
+
+    verdict = agreement.compare(expert)  # the default label set
+    real = agreement.compare(expert, labels="real")
+    assert (verdict["automatic"] != "not_evaluated").all() and (real["automatic"] == "not_evaluated").any()
+    assert not verdict["automatic"].isin(["correct", "multi_label"]).any()
+    # where ReaL lists the reviewed prediction, ReaL calls the mistake multi-label; the experts did not
+    listed = [p in set(labelsets.real().real[i] or ()) for i, p in zip(verdict["image_index"], verdict["prediction"])]
+    assert any(listed)
+    assert (real.loc[listed, "automatic"].isin(["multi_label", "not_evaluated"])).all()
+    assert (verdict["target"] == real["target"]).all() and (verdict["file_name"] == real["file_name"]).all()
+
+
+def test_agreement_json_has_an_expert_verdict_block_like_the_real_one(capsys):
+    assert main(["agreement", "--expert", "vit3b", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert set(payload["expert_verdict"]) == set(payload["real"])
+    block = payload["expert_verdict"]
+    assert block["evaluated"] == block["mistakes"] == 378
+    assert block["agreement"] == pytest.approx(agreement.compare("vit3b")["agree"].mean())
+    assert block["agreement"] > payload["real"]["agreement"]
+
+
+def test_unknown_label_set_is_refused():
+    with pytest.raises(ValueError, match="labels='given' must be one of expert_verdict, real, real_with_target"):
+        agreement.compare("vit3b", labels="given")
