@@ -64,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("output", type=Path, help="output CSV: the input plus category and reason")
     p.add_argument("--labels", choices=["given", "real", "single"], default="real",
                    help="label set: the CSV's labels column, ReaL (default), or the target alone")
-    p.add_argument("--clip", type=Path, default=None, help="open_clip checkpoint for the fine-grained OOV check")
+    p.add_argument("--clip", default=None, metavar="CHECKPOINT|TAG",
+                   help="CLIP weights for the fine-grained OOV check: an open_clip checkpoint file, or an open_clip "
+                        "pretrained tag of --clip-model (e.g. openai; downloaded into open_clip's cache when online)")
     p.add_argument("--clip-model", default=None,
                    help="open_clip model name of that checkpoint (default $IMAGENET_ERRORS_CLIP_MODEL or ViT-L-14-336-quickgelu)")
     _add_superclasses(p)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from pathlib import Path
 
 from analysis import paths
 from analysis.knowledge import fetch
@@ -80,10 +78,19 @@ def _fetched() -> list[dict]:
 
 def _optional() -> list[dict]:
     out = []
-    clip = os.environ.get(paths.CLIP_ENV)
-    out.append(_item("clip_checkpoint", bool(clip and Path(clip).is_file()),
-                     f"open_clip checkpoint {clip}" if clip else "fine-grained OOV check is off without it",
-                     f"set {paths.CLIP_ENV}=/path/to/checkpoint (e.g. OpenAI ViT-L-14-336) or pass --clip"))
+    from analysis.taxonomy.embedders import clip_status
+
+    clip = clip_status()
+    if not clip["enabled"]:
+        detail = f"fine-grained OOV check is off: {clip['reason']}"
+    elif "checkpoint" in clip:
+        detail = f"open_clip checkpoint {clip['checkpoint']} ({clip['model_name']})"
+    else:
+        detail = (f"open_clip {clip['model_name']} / {clip['pretrained']}, "
+                  f"{'in the cache' if clip['cached'] else 'downloaded on first use (online only)'}")
+    out.append(_item("clip_checkpoint", clip["enabled"] and clip.get("cached", True), detail,
+                     f"set {paths.CLIP_ENV}=/path/to/checkpoint or an open_clip tag (e.g. openai with "
+                     "IMAGENET_ERRORS_CLIP_MODEL=ViT-L-14-336), or pass --clip"))
     imagenet = paths.imagenet_dir()
     n = sum(1 for _ in imagenet.rglob("ILSVRC2012_val_*.JPEG")) if imagenet and imagenet.is_dir() else 0
     out.append(_item("imagenet_val_images", n > 0,

@@ -51,7 +51,7 @@ def plain_loop(name: str, files: list[Path], device: str) -> tuple[float, np.nda
 def runner_run(name: str, db: Path, n: int, device: str, batch_size: int, workers: int | None) -> tuple[float, np.ndarray]:
     """Seconds and top-1 `(N,)` of `runner.predict` (inference, staging, publish and classification)."""
     from analysis.inference import runner
-    from analysis.store import database, reference
+    from analysis.store import database
     model_id = f"{name}-{device}-{batch_size}"
     start = time.perf_counter()
     runner.predict(name, "samples", db=db, device=device, limit=n, batch_size=batch_size, workers=workers,
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from analysis.knowledge import classes
-    from analysis.store import database, reference
+    from analysis.store import reference
     devices = ["cpu", "cuda"] if args.device == "auto" and torch.cuda.is_available() else \
         ["cpu" if args.device == "auto" else args.device]
     files = [p for p, _ in classes.sample_images()[: args.images]]

@@ -75,7 +75,7 @@ def _parse(df: pd.DataFrame, mode: str) -> tuple[dict, list[str]]:
     return {"targets": targets, "predictions": predictions, "val_indices": val_idx, "labels": labels}, problems
 
 
-def _open_world(checkpoint: Path | None, model_name: str | None, keys: np.ndarray, file_names: list[str],
+def _open_world(checkpoint: str | Path | None, model_name: str | None, keys: np.ndarray, file_names: list[str],
                 targets: np.ndarray, folder: Path):
     """(check, images) keyed by label-set image id `keys (N,)`, or (None, None) when no CLIP checkpoint is configured."""
     from analysis.taxonomy.embedders import open_embedder
@@ -103,7 +103,7 @@ def _open_world(checkpoint: Path | None, model_name: str | None, keys: np.ndarra
     return check, images
 
 
-def classify_frame(df: pd.DataFrame, *, labels: str = "real", clip: Path | None = None, clip_model: str | None = None,
+def classify_frame(df: pd.DataFrame, *, labels: str = "real", clip: str | Path | None = None, clip_model: str | None = None,
                    source: str = "input", folder: Path = Path(".")) -> pd.DataFrame:
     """The frame (string columns) plus `category` and `reason`; ValueError lists every malformed row."""
     if labels not in LABEL_MODES:
@@ -167,7 +167,7 @@ def cli_classify_csv(args: argparse.Namespace) -> int:
     out = classify_frame(df, labels=args.labels, clip=args.clip, clip_model=args.clip_model, source=str(source), folder=source.parent)
     _write_atomically(out, Path(args.output))
     if not out.attrs["clip"]:
-        print("fine-grained OOV check: off (no CLIP checkpoint; pass --clip)", file=sys.stderr)
+        print("fine-grained OOV check: off (no CLIP weights; pass --clip CHECKPOINT or an open_clip tag)", file=sys.stderr)
     counts = out["category"].value_counts()
     print(f"wrote {args.output}: {len(out)} rows")
     for category_id in tx.IDS:

@@ -3,18 +3,24 @@ with a cache (the store's DuckDB cache is `analysis.store.embedding_cache`).
 
 An embedder maps images and texts into one space of L2-normalised float32 vectors
 (`embed_images(list[PIL.Image]) -> (N, D)`, `embed_texts(list[str]) -> (M, D)`); its `name`
-keys the caches. `OpenClipEmbedder` loads an open_clip model from a local checkpoint only
-(never a hub). Without a checkpoint the open-world check is off: `clip_status()` says why
-(DESIGN §3) and nothing falls back silently.
+keys the caches. `OpenClipEmbedder` loads an open_clip model from a local checkpoint file. The
+weights (`--clip` / `$IMAGENET_ERRORS_CLIP`) are a checkpoint file or an open_clip pretrained tag of
+the model (`--clip openai --clip-model ViT-L-14-336`): a tag found in open_clip's cache loads without
+network; online it is downloaded into that cache with a progress bar; offline the command stops at
+once with one line saying what to download and where to put it. Without weights the open-world check
+is off: `clip_status()` says why (DESIGN §3) and nothing falls back silently.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import zipfile
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -27,7 +33,9 @@ MODEL_ENV = "IMAGENET_ERRORS_CLIP_MODEL"
 # The paper's CLIP is OpenAI ViT-L/14@336px; OpenAI trained it with QuickGELU, so its weights
 # need open_clip's "-quickgelu" config (same architecture as "ViT-L-14-336", matching activation).
 DEFAULT_MODEL = "ViT-L-14-336-quickgelu"
-NO_CHECKPOINT = f"no checkpoint: set {paths.CLIP_ENV} or pass --clip"
+NO_CHECKPOINT = (f"no CLIP weights: set {paths.CLIP_ENV} or pass --clip (a checkpoint file, or an open_clip "
+                 "pretrained tag such as openai)")
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -66,12 +74,161 @@ def _resolve_device(device: str) -> str:
     return device
 
 
+class ClipWeightsError(ValueError):
+    """CLIP weights that cannot be had here (an unknown tag, or a tag not cached while offline); one line says why."""
+
+
+@dataclass(frozen=True)
+class ClipWeights:
+    """Where the CLIP weights come from: a local `checkpoint` file, or the open_clip pretrained `tag` of `model_name`."""
+
+    model_name: str
+    checkpoint: Path | None = None
+    tag: str | None = None
+
+    @property
+    def name(self) -> str:
+        """Cache key of the embeddings: the model and its weights (the tag, or the checkpoint's resolved path)."""
+        return f"{self.model_name}@{self.tag if self.tag else self.checkpoint.resolve()}"
+
+
+def _model_name(model_name: str | None) -> str:
+    import open_clip
+
+    name = model_name or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+    if name not in open_clip.list_models():
+        raise ValueError(f"model_name={name!r} is not an open_clip model config; see open_clip.list_models()")
+    return name
+
+
+def configured_clip(value: str | Path | None = None) -> tuple[str | None, str]:
+    """The `--clip` value to use (argument, else `$IMAGENET_ERRORS_CLIP`) and where it came from."""
+    if value is not None and str(value) != "":
+        return str(value), "--clip"
+    env = os.environ.get(paths.CLIP_ENV)
+    return (env, paths.CLIP_ENV) if env else (None, "")
+
+
+def resolve_clip(value: str | Path | None = None, *, model_name: str | None = None) -> ClipWeights | None:
+    """The CLIP weights of `--clip` / `$IMAGENET_ERRORS_CLIP` (None: none configured, the check is off).
+
+    An existing file is a checkpoint; otherwise the value must be one of open_clip's pretrained tags of the
+    model (open_clip's own registry, no network). A path-like value that does not exist raises
+    FileNotFoundError; an unknown tag raises ClipWeightsError listing the model's tags.
+    """
+    raw, origin = configured_clip(value)
+    if raw is None:
+        return None
+    name = _model_name(model_name)
+    if Path(raw).is_file():
+        return ClipWeights(name, checkpoint=Path(raw))
+    import open_clip
+
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if raw in tags:
+        return ClipWeights(name, tag=raw)
+    if os.sep in raw or raw.endswith(_CHECKPOINT_SUFFIXES):
+        raise FileNotFoundError(f"CLIP checkpoint {raw} (from {origin}) does not exist; fix the path or unset it")
+    raise ClipWeightsError(f"--clip {raw!r} (from {origin}) is neither a checkpoint file nor an open_clip pretrained "
+                           f"tag of {name}; its tags: {', '.join(tags) or 'none'} (choose the model with --clip-model)")
+
+
+def _hf_files(cfg: dict) -> tuple[str, list[str]] | None:
+    """(repo id, candidate file names) of a pretrained config's Hugging Face entry, as open_clip looks them up."""
+    from open_clip import pretrained
+
+    hub = cfg.get("hf_hub", "")
+    if not hub:
+        return None
+    repo, filename = os.path.split(hub)
+    filename = filename or pretrained.HF_WEIGHTS_NAME
+    return repo, [*pretrained._get_safe_alternatives(filename), filename]
+
+
+def _cached(cfg: dict) -> Path | None:
+    """The pretrained file already in open_clip's caches (Hugging Face hub or its URL cache), without network."""
+    hf = _hf_files(cfg)
+    if hf is not None:
+        from huggingface_hub import try_to_load_from_cache
+
+        for filename in hf[1]:
+            found = try_to_load_from_cache(hf[0], filename)
+            if isinstance(found, str) and Path(found).is_file():
+                return Path(found)
+    url = cfg.get("url", "")
+    if url:
+        local = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(urlparse(url).path)
+        if local.is_file():
+            return local
+    return None
+
+
+def _reachable(cfg: dict, timeout: float = 3.0) -> bool:
+    """Whether the download host answers (False at once when offline: no DNS, no route, or HF_HUB_OFFLINE)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    host = "huggingface.co" if _hf_files(cfg) else urlparse(cfg.get("url", "")).hostname
+    if not host:
+        return False
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _where_to_get(weights: ClipWeights, cfg: dict) -> str:
+    from huggingface_hub import constants
+
+    hf = _hf_files(cfg)
+    parts = []
+    if hf is not None:
+        parts.append(f"https://huggingface.co/{hf[0]}/resolve/main/{hf[1][-1]} (into the Hugging Face cache "
+                     f"{constants.HF_HUB_CACHE}, e.g. `huggingface-cli download {hf[0]} {hf[1][-1]}`)")
+    if cfg.get("url"):
+        parts.append(f"{cfg['url']} (into {os.path.expanduser('~/.cache/clip')})")
+    return " or ".join(parts)
+
+
+def pretrained_file(weights: ClipWeights, *, progress: bool = True) -> Path:
+    """The local file of a pretrained tag: from open_clip's cache, else downloaded into it (online only).
+
+    Offline, and when the download fails, raises ClipWeightsError at once with what to download and where.
+    """
+    if weights.tag is None:
+        return weights.checkpoint
+    import open_clip
+    from open_clip import pretrained
+
+    cfg = open_clip.get_pretrained_cfg(weights.model_name, weights.tag)
+    cached = _cached(cfg)
+    if cached is not None:
+        return cached
+    what = f"CLIP weights {weights.model_name} / {weights.tag} are not in open_clip's cache"
+    fix = (f"download {_where_to_get(weights, cfg)}, or pass a checkpoint file with --clip FILE "
+           f"(or {paths.CLIP_ENV}=FILE) and --clip-model {weights.model_name}")
+    if not _reachable(cfg):
+        raise ClipWeightsError(f"{what} and this machine is offline; {fix}")
+    if not progress:
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        return Path(pretrained.download_pretrained(cfg))
+    except Exception as exc:  # network, HTTP or disk errors of hub/urllib: one line, never a traceback
+        raise ClipWeightsError(f"{what} and the download failed ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0][:200]}); {fix}") from None
+
+
 class OpenClipEmbedder:
     """An open_clip CLIP model from a local checkpoint file (state dict, safetensors or OpenAI TorchScript)."""
 
     def __init__(self, checkpoint: Path, *, model_name: str | None = None, device: str = "auto",
-                 batch_size: int = 64) -> None:
-        """Load `model_name` (default `$IMAGENET_ERRORS_CLIP_MODEL`, else DEFAULT_MODEL) with `checkpoint`'s weights."""
+                 batch_size: int = 64, name: str | None = None) -> None:
+        """Load `model_name` (default `$IMAGENET_ERRORS_CLIP_MODEL`, else DEFAULT_MODEL) with `checkpoint`'s weights.
+
+        `name` keys the embedding caches (default: model and the checkpoint's resolved path).
+        """
         checkpoint = Path(checkpoint)
         if not checkpoint.is_file():
             raise FileNotFoundError(f"CLIP checkpoint {checkpoint} does not exist; pass an open_clip checkpoint file")
@@ -81,14 +238,12 @@ class OpenClipEmbedder:
             raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
         import open_clip
 
-        model_name = model_name or os.environ.get(MODEL_ENV) or DEFAULT_MODEL
-        if model_name not in open_clip.list_models():
-            raise ValueError(f"model_name={model_name!r} is not an open_clip model config; see open_clip.list_models()")
+        model_name = _model_name(model_name)
         self.device = _resolve_device(device)
         self.batch_size = batch_size
         self.model_name = model_name
         self.checkpoint = checkpoint.resolve()
-        self.name = f"{model_name}@{self.checkpoint}"
+        self.name = name or f"{model_name}@{self.checkpoint}"
         if _is_torchscript(checkpoint):
             model = open_clip.load_openai_model(str(checkpoint), precision="fp32", device=self.device)
             preprocess = open_clip.image_transform(model.visual.image_size, is_train=False)
@@ -125,34 +280,37 @@ class OpenClipEmbedder:
         return self._encode(batches, self._model.encode_text)
 
 
-def configured_checkpoint(checkpoint: Path | None = None) -> tuple[Path | None, str]:
-    """The checkpoint to use (argument, else `$IMAGENET_ERRORS_CLIP`) and where it came from."""
-    if checkpoint is not None:
-        return Path(checkpoint), "argument"
-    env = os.environ.get(paths.CLIP_ENV)
-    return (Path(env), paths.CLIP_ENV) if env else (None, "")
+def clip_status(value: str | Path | None = None, *, model_name: str | None = None) -> dict:
+    """Whether the open-world check can run, without network or loading weights, for the store and `info`.
 
-
-def clip_status(checkpoint: Path | None = None, *, model_name: str | None = None) -> dict:
-    """Whether the open-world check can run: {"enabled": bool, "reason" | "checkpoint", "model_name"}, for the store."""
-    path, origin = configured_checkpoint(checkpoint)
-    if path is None:
+    {"enabled": False, "reason"} or {"enabled": True, "model_name", and "checkpoint" or "pretrained" + "cached"}.
+    """
+    try:
+        weights = resolve_clip(value, model_name=model_name)
+    except (FileNotFoundError, ValueError) as exc:
+        return {"enabled": False, "reason": str(exc)}
+    if weights is None:
         return {"enabled": False, "reason": NO_CHECKPOINT}
-    if not path.is_file():
-        return {"enabled": False, "reason": f"checkpoint {path} (from {origin}) does not exist"}
-    return {"enabled": True, "checkpoint": str(path.resolve()),
-            "model_name": model_name or os.environ.get(MODEL_ENV) or DEFAULT_MODEL}
+    if weights.tag is None:
+        return {"enabled": True, "checkpoint": str(weights.checkpoint.resolve()), "model_name": weights.model_name}
+    import open_clip
+
+    cached = _cached(open_clip.get_pretrained_cfg(weights.model_name, weights.tag))
+    return {"enabled": True, "pretrained": weights.tag, "model_name": weights.model_name, "cached": cached is not None}
 
 
-def open_embedder(checkpoint: Path | None = None, *, model_name: str | None = None,
-                  device: str = "auto") -> OpenClipEmbedder | None:
-    """The configured CLIP embedder, or None when no checkpoint is configured (check off); a bad path raises."""
-    path, origin = configured_checkpoint(checkpoint)
-    if path is None:
+def open_embedder(value: str | Path | None = None, *, model_name: str | None = None,
+                  device: str = "auto", progress: bool = True) -> OpenClipEmbedder | None:
+    """The configured CLIP embedder, or None when no weights are configured (check off).
+
+    A missing checkpoint raises FileNotFoundError; an unknown tag, or a tag neither cached nor downloadable,
+    raises ClipWeightsError (one line: what to download, where to put it).
+    """
+    weights = resolve_clip(value, model_name=model_name)
+    if weights is None:
         return None
-    if not path.is_file():
-        raise FileNotFoundError(f"CLIP checkpoint {path} (from {origin}) does not exist; fix the path or unset it")
-    return OpenClipEmbedder(path, model_name=model_name, device=device)
+    return OpenClipEmbedder(pretrained_file(weights, progress=progress), model_name=weights.model_name,
+                            device=device, name=weights.name)
 
 
 class EmbeddingCache(Protocol):

@@ -1,7 +1,6 @@
 """The committed WordNet subgraph: its content, and that a fresh export reproduces it."""
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -1,6 +1,7 @@
 """CLIP embedders and their caches: configuration, caches, and a real (tiny, random) open_clip model end to end."""
 
 import json
+import os
 
 import duckdb
 import numpy as np
@@ -46,7 +47,8 @@ def grey(key):
 
 def test_without_a_checkpoint_the_check_is_off(monkeypatch, tmp_path):
     monkeypatch.delenv(paths.CLIP_ENV, raising=False)
-    assert clip_status() == {"enabled": False, "reason": "no checkpoint: set IMAGENET_ERRORS_CLIP or pass --clip"}
+    assert clip_status() == {"enabled": False, "reason": embedders.NO_CHECKPOINT}
+    assert "IMAGENET_ERRORS_CLIP" in embedders.NO_CHECKPOINT and "--clip" in embedders.NO_CHECKPOINT
     assert embedders.open_embedder() is None
     monkeypatch.setenv(paths.CLIP_ENV, str(tmp_path / "missing.pt"))
     status = clip_status()
@@ -164,3 +166,74 @@ def test_classify_csv_runs_the_open_world_check_with_a_checkpoint(tiny_checkpoin
         "fine_grained", "fine_grained_oov", "spurious_correlation", "model_failure"}
     oov = result[result["category"] == "fine_grained_oov"]
     assert oov["reason"].str.startswith("oov:").all()
+
+
+# --- open_clip pretrained tags ----------------------------------------------------------------------------
+
+L14 = "ViT-L-14-336"
+L14_REPO = "timm/vit_large_patch14_clip_336.openai"
+
+
+@pytest.fixture()
+def empty_caches(tmp_path, monkeypatch):
+    """open_clip's caches (Hugging Face hub and ~/.cache/clip) point at empty temporary folders."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(paths.CLIP_ENV, raising=False)
+    return tmp_path
+
+
+def test_a_pretrained_tag_resolves_with_open_clips_registry_and_no_network(empty_caches):
+    weights = embedders.resolve_clip("openai", model_name=L14)
+    assert weights == embedders.ClipWeights(L14, tag="openai") and weights.name == f"{L14}@openai"
+    status = clip_status("openai", model_name=L14)
+    assert status == {"enabled": True, "pretrained": "openai", "model_name": L14, "cached": False}
+    import open_clip
+
+    where = embedders._where_to_get(weights, open_clip.get_pretrained_cfg(L14, "openai"))
+    assert f"https://huggingface.co/{L14_REPO}/resolve/main/open_clip_pytorch_model.bin" in where
+    assert str(empty_caches / "hf") in where and "ViT-L-14-336px.pt" in where
+    with pytest.raises(embedders.ClipWeightsError, match=r"neither a checkpoint file nor an open_clip pretrained tag "
+                                                         r"of ViT-L-14-336; its tags: openai"):
+        embedders.resolve_clip("laion-nonsense", model_name=L14)
+    with pytest.raises(FileNotFoundError, match="weights/none.pt .*does not exist"):
+        embedders.resolve_clip("weights/none.pt", model_name=L14)
+
+
+def test_a_cached_pretrained_tag_loads_from_the_cache_without_network(empty_caches):
+    """A file laid out as the Hugging Face cache holds it is used as is (no download, no probe)."""
+    revision = "0" * 40
+    repo = empty_caches / "hf" / f"models--{L14_REPO.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    cached = repo / "snapshots" / revision / "open_clip_pytorch_model.bin"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"weights")
+    weights = embedders.resolve_clip("openai", model_name=L14)
+    assert embedders.pretrained_file(weights) == cached
+    assert clip_status("openai", model_name=L14)["cached"] is True
+
+
+def test_offline_a_missing_pretrained_tag_stops_at_once_with_what_to_download(empty_caches):
+    """The real command, offline (HF_HUB_OFFLINE=1, empty caches): exit 2 and one line, before any image is read."""
+    import subprocess
+    import sys
+    import time
+
+    csv = empty_caches / "in.csv"
+    csv.write_text("file_name,target,prediction\nILSVRC2012_val_00000001.JPEG,65,1\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(empty_caches / "hf"),
+           "HOME": str(empty_caches / "home")}
+    env.pop(paths.CLIP_ENV, None)
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "analysis", "classify-csv", str(csv), str(empty_caches / "out.csv"),
+                           "--clip", "openai", "--clip-model", L14], cwd=paths.ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: CLIP weights {L14} / openai are not in open_clip's cache and this machine is offline")
+    assert f"https://huggingface.co/{L14_REPO}/resolve/main/open_clip_pytorch_model.bin" in last
+    assert "--clip FILE" in last and not (empty_caches / "out.csv").exists()
+    assert "Traceback" not in done.stderr and time.monotonic() - start < 120
