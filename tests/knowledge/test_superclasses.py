@@ -1,8 +1,8 @@
-"""Superclasses: the committed definitions against the paper's figures and its common-error rows."""
+"""Superclasses: the committed definitions against the paper's figures, how they were made, and the
+cross-validated figures of that procedure on the paper's reference rows (the ones that count)."""
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -14,41 +14,50 @@ from analysis import paths
 from analysis.knowledge import superclasses, wordnet
 
 DEV_CSV = paths.ROOT.parent / "shared" / "reference" / "paper_common_errors_dev.csv"
-# Paper figures (DESIGN §2) that this rebuild reaches; see test_paper_figures_not_yet_reached.
-N_SUPERCLASSES = 161
+PAPER = {"superclasses": 161, "classes_without_superclass": 74, "same_superclass_pairs": 5476}
 TERRIERS = (185, 186)  # Norfolk, Norwich terrier
 TABBY = 281
+# Cross-validated figures of scripts/superclass_rules.py (5 folds by image) as measured, less a small margin: a
+# change of the procedure that makes them worse fails here. docs/SUPERCLASSES.md has the full table.
+CV_FLOORS = {"fine_grained": 0.86, "negative": 0.05, "fine_grained_oov": 0.08}
 
 
-def _dev_rows() -> list[dict]:
+@pytest.fixture(autouse=True)
+def _committed_definitions(monkeypatch, tmp_path):
+    monkeypatch.delenv(paths.SUPERCLASSES_ENV, raising=False)
+    monkeypatch.setenv(paths.EXTERNAL_ENV, str(tmp_path / "no-paper-file"))
+    superclasses.use(None)
+
+
+@pytest.fixture(scope="module")
+def rules():
+    """scripts/superclass_rules.py (needs the dev rows and the EfficientNet-Lite weights, i.e. torch)."""
     if not DEV_CSV.is_file():
         pytest.skip(f"{DEV_CSV} not available")
-    with open(DEV_CSV, newline="") as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        r["labels"] = {int(x) for x in r["multi_labels"].split()} | {int(r["target"])}
-        r["prediction"] = int(r["prediction"])
-    return rows
+    sys.path.insert(0, str(paths.ROOT / "scripts"))
+    import superclass_rules
+
+    return superclass_rules
 
 
-def _share_rate(category: str) -> float:
-    share = superclasses.shares_superclass()
-    rows = [r for r in _dev_rows() if r["category"] == category]
-    assert rows, category
-    hit = [any(share[l, r["prediction"]] for l in r["labels"] if l != r["prediction"]) for r in rows]
-    return sum(hit) / len(rows)
+@pytest.fixture(scope="module")
+def cross_validated(rules):
+    rows = rules.read_rows()
+    return rules.cross_validate(rows, rules.image_folds(rows, 5))
 
 
-def test_count_sizes_and_groups():
+def test_the_statistics_are_the_papers():
     stats = superclasses.statistics()
-    assert stats["superclasses"] == N_SUPERCLASSES
-    assert stats["non_singleton_superclasses"] == N_SUPERCLASSES
+    assert stats["format"] == "project" and stats["empty_superclasses"] == []
+    assert stats["superclasses"] == stats["non_singleton_superclasses"] == PAPER["superclasses"]
+    assert stats["classes_without_superclass"] <= 90
+    assert abs(stats["same_superclass_pairs"] - PAPER["same_superclass_pairs"]) <= 0.10 * PAPER["same_superclass_pairs"]
     assert stats["superclass_size_min"] >= 2 and stats["superclass_size_max"] <= 31
     assert 3 <= stats["superclass_size_median"] <= 5
+    assert stats["classes_per_group"] == {"organism": 410, "artifact": 522, "other": 68}
     # A superclass counts in every group where it has members (the paper: 50 + 101 + 16 = 167 > 161).
     spans = sum(len(d.groups) for d in superclasses.definitions())
-    assert sum(stats["superclasses_per_group"].values()) == spans > N_SUPERCLASSES
-    assert stats["classes_per_group"] == {"organism": 410, "artifact": 522, "other": 68}
+    assert sum(stats["superclasses_per_group"].values()) == spans > PAPER["superclasses"]
 
 
 def test_membership_matches_predicate_semantics():
@@ -73,6 +82,7 @@ def test_ids_and_names_unique_and_well_formed():
 def test_json_format():
     data = json.loads(paths.SUPERCLASSES_JSON.read_text())
     assert set(data) == {"note", "superclasses"} and "WordNet" in data["note"]
+    assert "scripts/superclass_rules.py" in data["note"]
     assert all(set(d) == {"id", "name", "group", "predicates"} for d in data["superclasses"])
     assert all(isinstance(d["group"], str) or len(d["group"]) >= 2 for d in data["superclasses"])
 
@@ -100,32 +110,16 @@ def test_groups_are_the_groups_of_members_majority_first():
         assert member_groups.count(d.group) == max(member_groups.count(g) for g in d.groups), d.id
 
 
-def test_superclasses_may_span_groups():
-    """Cross-group fine-grained errors of the paper: consomme -> soup bowl, toilet tissue -> paper towel."""
-    assert superclasses.shared_superclasses(925, 809) == ["soup"]
-    assert superclasses.shared_superclasses(999, 700) == ["paper_tissue"]
-    assert superclasses.shared_superclasses(947, 996) == ["fungus"]  # mushroom, hen-of-the-woods
-    assert superclasses.statistics()["superclasses_per_group"]["other"] >= 4
-
-
-def test_dog_superclasses_overlap_across_wordnet_groups():
-    share = superclasses.shares_superclass()
-    assert share[167, 166]  # English foxhound / Walker hound (test_openworld relies on it)
-    assert not share[167, 948]  # English foxhound vs Granny Smith
-    assert share[267, 155] and share[203, 153]  # standard poodle -> Shih-Tzu, Westie -> Maltese
-    assert share[159, 168] and share[246, 247]  # Rhodesian ridgeback -> redbone, Great Dane / Saint Bernard
-
-
 def test_hand_checked_memberships():
     share = superclasses.shares_superclass()
-    assert share[TERRIERS[0], TERRIERS[1]]
+    assert share[TERRIERS[0], TERRIERS[1]] and "terrier" in superclasses.superclasses_of(TERRIERS[0])
     assert not share[TERRIERS[0], TABBY]
-    assert "terrier" in superclasses.superclasses_of(TERRIERS[0])
-    assert "diapsid" in superclasses.shared_superclasses(52, 67)  # thunder snake, diamondback
     assert superclasses.shared_superclasses(281, 285) == ["domestic_cat"]  # tabby, Egyptian cat
+    assert share[167, 166]  # English foxhound / Walker hound (test_openworld relies on it)
+    assert not share[167, 948]  # English foxhound vs Granny Smith
     assert not share[26, 32]  # common newt vs tailed frog: salamander and frog stay apart
-    assert not share[222, 249]  # kuvasz vs malamute (a non-prototypical row in the paper)
-    assert (share == share.T).all()
+    assert share[925, 809] and share[999, 700]  # consomme -> soup bowl, toilet tissue -> paper towel: across groups
+    assert (share == share.T).all() and share.diagonal()[superclasses.membership().any(axis=1)].all()
 
 
 def test_superclass_map_agrees_with_superclasses_of():
@@ -152,29 +146,43 @@ def test_overlapping_is_directed():
     assert over[836, 837] and over[837, 836]  # sunglass / sunglasses both ways
 
 
-# Dev-CSV validation: other error rows must not share a superclass (at most 2% each).
-@pytest.mark.parametrize("category", ["fine-grained OOV", "spurious correlation", "non-prototypical", "model failure"])
-def test_other_error_rows_rarely_share_a_superclass(category):
-    assert _share_rate(category) <= 0.02
+def test_the_committed_file_is_what_the_procedure_makes(rules, tmp_path):
+    """Refitting on every dev row gives the committed bytes: the file is derived, not edited by hand."""
+    out = tmp_path / "superclasses.json"
+    rules.write(out)
+    assert out.read_text() == paths.SUPERCLASSES_JSON.read_text()
 
 
-def test_fine_grained_rows_mostly_share_a_superclass():
-    """Floor of this rebuild (0.919); the paper's target is 0.98 (see test_paper_figures_not_yet_reached)."""
-    assert _share_rate("fine-grained") >= 0.915
+def test_folds_never_split_an_image_or_a_class_pair(rules):
+    rows = rules.read_rows()
+    by_image = rules.image_folds(rows, 5)
+    by_pair = rules.pair_folds(rows, 5)
+    assert set(by_image) == set(by_pair) == set(range(5))
+    seen: dict = {}
+    for f, labels, p in zip(by_pair, rows.labels, rows.prediction):
+        for l in labels:
+            assert seen.setdefault(tuple(sorted((l, int(p)))), f) == f
+    assert len({(f, n) for f, n in zip(by_image, rows.file_name)}) == len(set(rows.file_name))
 
 
-@pytest.mark.xfail(strict=True, reason="rebuild reaches 4,122 pairs, 147 classes without, 91.9% fine-grained; "
-                   "paper: 5,476, 74, >=98% (broader WordNet nodes that would close the gap join negative dev rows)")
-def test_paper_figures_not_yet_reached():
-    stats = superclasses.statistics()
-    assert 5202 <= stats["same_superclass_pairs"] <= 5750
-    assert 70 <= stats["classes_without_superclass"] <= 78
-    assert _share_rate("fine-grained") >= 0.98
+def test_cross_validated_figures_hold_their_floors(cross_validated):
+    """Fitted on four fifths of the images, measured on the fifth: the figures docs/SUPERCLASSES.md reports."""
+    assert cross_validated["fine_grained"] >= CV_FLOORS["fine_grained"]
+    assert cross_validated["negative"] <= CV_FLOORS["negative"]
+    assert cross_validated["fine_grained_oov"] <= CV_FLOORS["fine_grained_oov"]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9's targets: cross-validated fine-grained >= 90% with negatives <= 2.5% "
+                   "and OOV <= 2%; the procedure reaches about 87% / 4.5% / 7% (docs/SUPERCLASSES.md says why)")
+def test_cross_validated_targets_not_yet_reached(cross_validated):
+    assert cross_validated["fine_grained"] >= 0.90
+    assert cross_validated["negative"] <= 0.025 and cross_validated["fine_grained_oov"] <= 0.02
 
 
 def test_cli_json_prints_stats_and_full_map():
     out = subprocess.run([sys.executable, "-m", "analysis", "superclasses", "--json"], cwd=paths.ROOT,
                          capture_output=True, text=True, check=True).stdout
     data = json.loads(out)
-    assert data["superclasses"] == N_SUPERCLASSES
+    assert data["non_singleton_superclasses"] == PAPER["superclasses"]
+    assert data["classes_without_superclass"] <= 90
     assert len(data["map"]) == 1000 and data["map"]["185"] == superclasses.superclasses_of(185)

@@ -79,3 +79,16 @@ def test_agreement_json_has_an_expert_verdict_block_like_the_real_one(capsys):
 def test_unknown_label_set_is_refused():
     with pytest.raises(ValueError, match="labels='given' must be one of expert_verdict, real, real_with_target"):
         agreement.compare("vit3b", labels="given")
+
+
+# Floors of the expert-verdict agreement with the committed superclasses (measured 55.6% / 63.9%, no CLIP).
+@pytest.mark.parametrize("expert, floor", [("vit3b", 0.55), ("greedysoups", 0.63)])
+def test_expert_verdict_agreement_floor(expert, floor):
+    assert agreement.compare(expert)["agree"].mean() >= floor
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9's targets (60% ViT-3B, 65% Greedy Soups) need better superclasses or "
+                   "the CLIP check; docs/AGREEMENT.md")
+def test_expert_verdict_agreement_targets():
+    assert agreement.compare("vit3b")["agree"].mean() >= 0.60
+    assert agreement.compare("greedysoups")["agree"].mean() >= 0.65
