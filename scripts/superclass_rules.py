@@ -54,6 +54,9 @@ FILL_MAX = 8
 MERGE_SIMILARITY = 0.06
 ATTACH_SIMILARITY = 0.08
 SINGLETONS = 74
+# Similarities are compared after rounding, so that the last bits of BLAS and SIMD sums (which differ between
+# machines) never change a decision: the same rows give the same file everywhere.
+DECIMALS = 9
 POSITIVE = "fine-grained"
 NEGATIVE = ("fine-grained OOV", "spurious correlation", "non-prototypical", "model failure")
 
@@ -143,7 +146,8 @@ def class_similarity() -> np.ndarray:
         w = state["_fc.weight"].double().numpy()
         w /= np.linalg.norm(w, axis=1, keepdims=True)
         sims.append(w @ w.T)
-    return np.mean(sims, axis=0)
+    # rounded: the last bits of a matrix product differ between BLAS kernels, the decisions must not
+    return np.round(np.mean(sims, axis=0), 6)
 
 
 @lru_cache(maxsize=1)
@@ -174,7 +178,7 @@ def _average_linkage(idx: list[int], sim: np.ndarray, cuts: tuple[float, ...]) -
         if not pending or not np.isfinite(best):
             break
         # Lance-Williams update of average linkage: the merged cluster's similarity is the size-weighted mean
-        link[a] = (sizes[a] * link[a] + sizes[b] * link[b]) / (sizes[a] + sizes[b])
+        link[a] = np.round((sizes[a] * link[a] + sizes[b] * link[b]) / (sizes[a] + sizes[b]), DECIMALS)
         link[:, a] = link[a]
         link[a, a] = -np.inf
         clusters[a] = clusters[a] + clusters[b]
@@ -301,7 +305,7 @@ def _consolidate(sets: list[frozenset[int]], forbid: np.ndarray, sim: np.ndarray
                 if len(A | B) > KMAX:
                     continue
                 only_a, only_b = sorted(A - B), sorted(B - A)
-                cross = float(sim[np.ix_(only_a, only_b)].mean())
+                cross = round(float(sim[np.ix_(only_a, only_b)].mean()), DECIMALS)
                 if cross < MERGE_SIMILARITY:
                     continue
                 score = (bool(A & B), cross, -a, -b)
@@ -320,7 +324,7 @@ def _consolidate(sets: list[frozenset[int]], forbid: np.ndarray, sim: np.ndarray
 def _attach(sets: list[frozenset[int]], forbid: np.ndarray, sim: np.ndarray) -> list[frozenset[int]]:
     member = _matrix(sets).T.astype(float)                                # (K, 1000)
     alone = np.flatnonzero(member.sum(0) == 0)
-    closeness = (member @ sim[:, alone]) / member.sum(1, keepdims=True)  # (K, A): mean cosine to each set
+    closeness = np.round((member @ sim[:, alone]) / member.sum(1, keepdims=True), DECIMALS)  # (K, A) mean cosine
     blocked = (member @ forbid[:, alone]) > 0
     while len(alone) > SINGLETONS:
         full = member.sum(1) >= KMAX
@@ -333,7 +337,7 @@ def _attach(sets: list[frozenset[int]], forbid: np.ndarray, sim: np.ndarray) -> 
         alone = np.delete(alone, k)
         closeness = np.delete(closeness, k, axis=1)
         blocked = np.delete(blocked, k, axis=1)
-        closeness[j] = (member[j] @ sim[:, alone]) / member[j].sum()
+        closeness[j] = np.round((member[j] @ sim[:, alone]) / member[j].sum(), DECIMALS)
         blocked[j] = (member[j] @ forbid[:, alone]) > 0
     return _dedupe(frozenset(np.flatnonzero(row).tolist()) for row in member)
 
