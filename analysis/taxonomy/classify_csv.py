@@ -77,7 +77,7 @@ def _parse(df: pd.DataFrame, mode: str) -> tuple[dict, list[str]]:
 
 def _open_world(checkpoint: str | Path | None, model_name: str | None, keys: np.ndarray, file_names: list[str],
                 targets: np.ndarray, folder: Path):
-    """(check, images) keyed by label-set image id `keys (N,)`, or (None, None) when no CLIP checkpoint is configured."""
+    """(check, images) keyed by label-set image id `keys (N,)`, or (None, None) when no CLIP weights are configured."""
     from analysis.taxonomy.embedders import open_embedder
 
     embedder = open_embedder(checkpoint, model_name=model_name)

@@ -52,8 +52,8 @@ except (FileNotFoundError, ValueError) as exc:
     st.error(f"Cannot compare with the experts: {exc}", icon=":material/error:")
     st.stop()
 if not comparison.attrs.get("clip", False):
-    st.info("The fine-grained OOV check is off (no CLIP checkpoint: set IMAGENET_ERRORS_CLIP), so mistakes the experts "
-            "call fine-grained OOV cannot agree.", icon=":material/info:")
+    st.info("The fine-grained OOV check is off (no CLIP weights: set IMAGENET_ERRORS_CLIP to a checkpoint or an "
+            "open_clip tag), so mistakes the experts call fine-grained OOV cannot agree.", icon=":material/info:")
 
 evaluated = comparison[comparison["automatic"] != "not_evaluated"]
 m = st.columns(4)
