@@ -71,12 +71,14 @@ def main() -> int:
     if args.build:
         import superclass_rules
 
+        print("fitting on every dev row (about 20 s) ...", file=sys.stderr, flush=True)
         data = superclass_rules.write()
         print(f"wrote {paths.SUPERCLASSES_JSON}: {len(data['superclasses'])} superclasses")
     if args.cv:
         import superclass_rules
 
         rows = superclass_rules.read_rows()
+        print("cross-validating: 12 fits of about 12 s each ...", file=sys.stderr, flush=True)
         for title, folds in (("5 folds by image", superclass_rules.image_folds(rows, 5)),
                              ("2 folds by image", superclass_rules.image_folds(rows, 2)),
                              ("5 folds by class pair", superclass_rules.pair_folds(rows, 5))):

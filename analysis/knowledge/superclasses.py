@@ -35,7 +35,6 @@ from analysis.knowledge import wordnet
 from analysis.knowledge.classes import NUM_CLASSES
 
 GROUPS = wordnet.GROUPS
-FORMATS = ("project", "paper")
 _override: Path | None = None
 
 

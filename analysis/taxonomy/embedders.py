@@ -179,7 +179,7 @@ def _reachable(cfg: dict, timeout: float = 3.0) -> bool:
         return False
 
 
-def _where_to_get(weights: ClipWeights, cfg: dict) -> str:
+def _where_to_get(cfg: dict) -> str:
     from huggingface_hub import constants
 
     hf = _hf_files(cfg)
@@ -192,8 +192,9 @@ def _where_to_get(weights: ClipWeights, cfg: dict) -> str:
     return " or ".join(parts)
 
 
-def pretrained_file(weights: ClipWeights, *, progress: bool = True) -> Path:
-    """The local file of a pretrained tag: from open_clip's cache, else downloaded into it (online only).
+def pretrained_file(weights: ClipWeights) -> Path:
+    """The local file of a pretrained tag: from open_clip's cache, else downloaded into it (online only, with the
+    hub's progress bar).
 
     Offline, and when the download fails, raises ClipWeightsError at once with what to download and where.
     """
@@ -207,12 +208,10 @@ def pretrained_file(weights: ClipWeights, *, progress: bool = True) -> Path:
     if cached is not None:
         return cached
     what = f"CLIP weights {weights.model_name} / {weights.tag} are not in open_clip's cache"
-    fix = (f"download {_where_to_get(weights, cfg)}, or pass a checkpoint file with --clip FILE "
+    fix = (f"download {_where_to_get(cfg)}, or pass a checkpoint file with --clip FILE "
            f"(or {paths.CLIP_ENV}=FILE) and --clip-model {weights.model_name}")
     if not _reachable(cfg):
         raise ClipWeightsError(f"{what} and this machine is offline; {fix}")
-    if not progress:
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         return Path(pretrained.download_pretrained(cfg))
     except Exception as exc:  # network, HTTP or disk errors of hub/urllib: one line, never a traceback
@@ -300,7 +299,7 @@ def clip_status(value: str | Path | None = None, *, model_name: str | None = Non
 
 
 def open_embedder(value: str | Path | None = None, *, model_name: str | None = None,
-                  device: str = "auto", progress: bool = True) -> OpenClipEmbedder | None:
+                  device: str = "auto") -> OpenClipEmbedder | None:
     """The configured CLIP embedder, or None when no weights are configured (check off).
 
     A missing checkpoint raises FileNotFoundError; an unknown tag, or a tag neither cached nor downloadable,
@@ -309,7 +308,7 @@ def open_embedder(value: str | Path | None = None, *, model_name: str | None = N
     weights = resolve_clip(value, model_name=model_name)
     if weights is None:
         return None
-    return OpenClipEmbedder(pretrained_file(weights, progress=progress), model_name=weights.model_name,
+    return OpenClipEmbedder(pretrained_file(weights), model_name=weights.model_name,
                             device=device, name=weights.name)
 
 

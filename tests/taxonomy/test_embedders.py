@@ -192,7 +192,7 @@ def test_a_pretrained_tag_resolves_with_open_clips_registry_and_no_network(empty
     assert status == {"enabled": True, "pretrained": "openai", "model_name": L14, "cached": False}
     import open_clip
 
-    where = embedders._where_to_get(weights, open_clip.get_pretrained_cfg(L14, "openai"))
+    where = embedders._where_to_get(open_clip.get_pretrained_cfg(L14, "openai"))
     assert f"https://huggingface.co/{L14_REPO}/resolve/main/open_clip_pytorch_model.bin" in where
     assert str(empty_caches / "hf") in where and "ViT-L-14-336px.pt" in where
     with pytest.raises(embedders.ClipWeightsError, match=r"neither a checkpoint file nor an open_clip pretrained tag "
