@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from analysis import paths
 from analysis.errors import UserError
+from analysis.knowledge.fetch import sha256_of
 
 ARTEFACTS_SHA256 = "efd9b00879fc48c12494cde15477040ed04a1d50b815aec15d33985ffb10adf1"
 MAX_MEMBER_BYTES = 64 << 20  # a definition file is kilobytes; refuse anything that could fill the disk
@@ -24,21 +25,6 @@ MAX_MEMBER_BYTES = 64 << 20  # a definition file is kilobytes; refuse anything t
 
 class ArchiveError(UserError):
     """The archive is not the expected one or cannot be read safely; the message names the file and the member."""
-
-
-def sha256_of(path: Path, *, progress: bool = True) -> str:
-    """sha256 of a (possibly multi-gigabyte) file, read in 1 MiB blocks with a progress bar."""
-    import hashlib
-
-    from tqdm import tqdm
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle, tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
-                                          desc=f"sha256 {path.name}", disable=not progress) as bar:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-            bar.update(len(block))
-    return digest.hexdigest()
 
 
 def verify(archive: Path | str, *, expected_sha256: str = ARTEFACTS_SHA256, progress: bool = True) -> Path:

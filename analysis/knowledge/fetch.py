@@ -72,11 +72,14 @@ def files_of(source: str) -> list[ExternalFile]:
     return files
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(path: Path, *, progress: bool = False) -> str:
+    """sha256 of a file read in 1 MiB blocks; `progress` shows a bar over its bytes (multi-gigabyte archives)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open(path, "rb") as handle, tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
+                                          desc=f"sha256 {path.name}", disable=not progress) as bar:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+            bar.update(len(block))
     return digest.hexdigest()
 
 

@@ -12,6 +12,7 @@ import pytest
 from analysis import paths
 from analysis.cli import main
 from analysis.knowledge import artefacts, superclasses
+from analysis.knowledge.fetch import sha256_of
 
 PAPER_SUPERCLASSES = b'{"retriever": [["retriever"]]}\n{"pointing_dog": [["pointer", "dog"]]}\n'
 
@@ -50,7 +51,7 @@ def _good(tmp_path) -> Path:
 
 def test_extracts_the_paper_superclasses_and_makes_them_the_default(tmp_path):
     archive = _good(tmp_path)
-    target = artefacts.extract_superclasses(archive, expected_sha256=artefacts.sha256_of(archive, progress=False),
+    target = artefacts.extract_superclasses(archive, expected_sha256=sha256_of(archive),
                                             progress=False)
     assert target == paths.paper_superclasses() and target.read_bytes() == PAPER_SUPERCLASSES
     provenance = json.loads(target.with_name("SOURCE.json").read_text())
@@ -81,7 +82,7 @@ def test_the_cli_refuses_an_archive_that_is_not_the_papers(tmp_path, capsys):
 def test_unsafe_or_wrong_members_are_refused_and_nothing_is_written(tmp_path, members, links, message):
     archive = _archive(tmp_path / "artefacts.tar.gz", members, links=links)
     with pytest.raises(artefacts.ArchiveError, match=message):
-        artefacts.extract_superclasses(archive, expected_sha256=artefacts.sha256_of(archive, progress=False),
+        artefacts.extract_superclasses(archive, expected_sha256=sha256_of(archive),
                                        progress=False)
     assert not paths.paper_superclasses().parent.exists() or not any(paths.paper_superclasses().parent.iterdir())
 
@@ -90,7 +91,7 @@ def test_a_damaged_archive_is_named(tmp_path):
     archive = tmp_path / "artefacts.tar.gz"
     archive.write_bytes(b"\x1f\x8b not really gzip")
     with pytest.raises(artefacts.ArchiveError, match=f"{archive}.*cannot be read as a tar archive"):
-        artefacts.extract_superclasses(archive, expected_sha256=artefacts.sha256_of(archive, progress=False),
+        artefacts.extract_superclasses(archive, expected_sha256=sha256_of(archive),
                                        progress=False)
 
 
