@@ -16,7 +16,6 @@ and writes data/superclasses.json.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -26,36 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import superclass_rules  # noqa: E402
+
 from analysis import paths  # noqa: E402
 from analysis.knowledge import classes, superclasses  # noqa: E402
 
-DEV_CSV = ROOT.parent / "shared" / "reference" / "paper_common_errors_dev.csv"
 PAPER = {"superclasses": 161, "classes_without_superclass": 74, "same_superclass_pairs": 5476,
          "superclasses_per_group": {"organism": 50, "artifact": 101, "other": 16}}
-CATEGORIES = ("fine-grained", "fine-grained OOV", "spurious correlation", "non-prototypical", "model failure")
-
-
-def dev_rows(path: Path = DEV_CSV) -> list[dict]:
-    """Error rows of the paper's dev list with `labels` (target included) and `prediction` as ints."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    for r in rows:
-        r["labels"] = sorted({int(x) for x in r["multi_labels"].split()} | {int(r["target"])})
-        r["prediction"] = int(r["prediction"])
-    return rows
-
-
-def shares_with_label(rows: list[dict]) -> np.ndarray:
-    """`(N,)` bool: the row's prediction shares a superclass with one of its labels other than itself."""
-    share = superclasses.shares_superclass()
-    return np.array([any(share[l, r["prediction"]] for l in r["labels"] if l != r["prediction"]) for r in rows])
-
-
-def category_rates(rows: list[dict]) -> dict[str, tuple[int, int]]:
-    """`{category: (rows sharing a superclass, rows)}` for the five error categories checked."""
-    hit = shares_with_label(rows)
-    cats = np.array([r["category"] for r in rows])
-    return {c: (int(hit[cats == c].sum()), int((cats == c).sum())) for c in CATEGORIES}
+CATEGORIES = (superclass_rules.POSITIVE, *superclass_rules.NEGATIVE)
 
 
 def main() -> int:
@@ -69,14 +46,10 @@ def main() -> int:
     if args.superclasses:
         superclasses.use(args.superclasses)
     if args.build:
-        import superclass_rules
-
         print("fitting on every dev row (about 20 s) ...", file=sys.stderr, flush=True)
         data = superclass_rules.write()
         print(f"wrote {paths.SUPERCLASSES_JSON}: {len(data['superclasses'])} superclasses")
     if args.cv:
-        import superclass_rules
-
         rows = superclass_rules.read_rows()
         print("cross-validating: 12 fits of about 12 s each ...", file=sys.stderr, flush=True)
         for title, folds in (("5 folds by image", superclass_rules.image_folds(rows, 5)),
@@ -91,19 +64,21 @@ def main() -> int:
     for key, paper in PAPER.items():
         print(f"{key}: {stats[key]} (paper {paper})")
     print(f"sizes: {stats['superclass_size_min']}..{stats['superclass_size_max']}, median {stats['superclass_size_median']}")
-    rows = dev_rows()
-    for cat, (hit, n) in category_rates(rows).items():
-        print(f"{cat:22s} shares a superclass: {hit}/{n} = {hit / n:.3f}")
+    rows = superclass_rules.read_rows()
+    print("dev rows, in sample (the committed map was fitted on them; --cv gives the held-out figures):")
+    hit = superclass_rules.joined(rows, superclasses.membership())
+    for cat in CATEGORIES:
+        of = rows.category == cat
+        print(f"{cat:22s} shares a superclass: {hit[of].sum()}/{of.sum()} = {hit[of].mean():.3f}")
     names = [c.name for c in classes.classes()]
     if args.members:
         m = superclasses.membership()
         for j, sc in enumerate(superclasses.definitions()):
             print(f"{sc.id} [{m[:, j].sum()}] {sc.name}: {', '.join(names[i] for i in np.flatnonzero(m[:, j]))}")
     if args.misses:
-        hit = shares_with_label(rows)
-        for r, h in zip(rows, hit):
-            if r["category"] in CATEGORIES and h != (r["category"] == "fine-grained"):
-                print(f"{r['category']}: {[names[l] for l in r['labels']]} -> {names[r['prediction']]}")
+        for cat, labels, prediction, h in zip(rows.category, rows.labels, rows.prediction, hit):
+            if cat in CATEGORIES and h != (cat == superclass_rules.POSITIVE):
+                print(f"{cat}: {[names[l] for l in labels]} -> {names[prediction]}")
     return 0
 
 

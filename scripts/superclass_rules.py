@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import paths
-from analysis.knowledge import classes, wordnet
+from analysis.knowledge import classes, superclasses, wordnet
 
 DEV_CSV = paths.ROOT.parent / "shared" / "reference" / "paper_common_errors_dev.csv"
 KMAX = 31
@@ -191,7 +191,6 @@ def _average_linkage(idx: list[int], sim: np.ndarray, cuts: tuple[float, ...]) -
 @lru_cache(maxsize=1)
 def candidates() -> tuple[tuple[frozenset[int], str, str], ...]:
     """(classes, kind, WordNet concept) of every rule-made candidate: concepts, then visual clusters."""
-    graph = wordnet.load()
     members = _concept_members()
     out: dict[frozenset[int], tuple[str, str]] = {}
     for wnid in sorted(members, key=lambda w: (len(members[w]), w)):
@@ -202,7 +201,6 @@ def candidates() -> tuple[tuple[frozenset[int], str, str], ...]:
         if KMAX < len(members[wnid]) <= BIG_CONCEPT_MAX:
             for cluster in _average_linkage(sorted(members[wnid]), sim, VISUAL_CUTS):
                 out.setdefault(cluster, ("visual", wnid))
-    del graph
     return tuple((k, kind, wnid) for k, (kind, wnid) in out.items())
 
 
@@ -375,19 +373,15 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
-@lru_cache(maxsize=1)
-def _path_lemmas() -> tuple[frozenset[str], ...]:
-    graph = wordnet.load()
-    return tuple(frozenset(l.lower() for l in graph.path_lemma_names(w)) for w in graph.class_wnids)
-
-
 def _matches(predicate) -> frozenset[int]:
-    return frozenset(i for i, lemmas in enumerate(_path_lemmas()) if all(l in lemmas for l in predicate))
+    """The classes a project-format predicate holds (the reader's semantics: lowercase lemmas on the paths)."""
+    on_path = superclasses.class_path_lemmas()
+    return frozenset(i for i, lemmas in enumerate(on_path) if all(l in lemmas for l in predicate))
 
 
 def expressible(sets) -> list[frozenset[int]]:
     """Each set grown by the classes lemma predicates cannot tell apart from its members (cloak: also poncho)."""
-    on_path = _path_lemmas()
+    on_path = superclasses.class_path_lemmas()
     closure = [frozenset(j for j, other in enumerate(on_path) if other >= mine) for mine in on_path]
     return _dedupe(frozenset().union(*(closure[i] for i in s)) for s in sets)
 
@@ -411,7 +405,7 @@ def _predicates(target: frozenset[int]) -> list[list[str]]:
             continue
         predicate = next((p for p in _concept_predicates(graph, wnids[i]) if _matches(p) <= target), None)
         if predicate is None:  # the narrowest conjunction of the class's own path lemmas that stays inside
-            predicate, pool = [], sorted(_path_lemmas()[i])
+            predicate, pool = [], sorted(superclasses.class_path_lemmas()[i])
             while not _matches(predicate) <= target:
                 predicate.append(min(pool, key=lambda l: (len(_matches(predicate + [l])), l)))
         out.append(predicate)

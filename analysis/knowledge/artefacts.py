@@ -65,9 +65,12 @@ def members(archive: Path, *, progress: bool = True) -> Iterator[tuple[tarfile.T
             raise ArchiveError(f"archive {archive} cannot be read as a tar archive ({exc})") from None
 
 
-def read_member(archive: Path, wanted: Callable[[PurePosixPath], bool], *, progress: bool = True,
+def read_member(archive: Path, wanted: Callable[[PurePosixPath], bool], *, what: str, progress: bool = True,
                 max_bytes: int = MAX_MEMBER_BYTES) -> tuple[str, bytes]:
-    """(name, bytes) of the first regular-file member whose safe path satisfies `wanted`; ArchiveError if none."""
+    """(name, bytes) of the first regular-file member whose safe path satisfies `wanted`.
+
+    ArchiveError when none does (the message says the archive has no `what`), or when that member is unsafe.
+    """
     for member, tar in members(archive, progress=progress):
         path = PurePosixPath(member.name)
         if not wanted(path):
@@ -81,7 +84,7 @@ def read_member(archive: Path, wanted: Callable[[PurePosixPath], bool], *, progr
                                f"{max_bytes}; refusing it")
         handle = tar.extractfile(member)
         return member.name, handle.read()
-    raise ArchiveError(f"archive {archive} holds no member matching what was asked")
+    raise ArchiveError(f"archive {archive} has no {what}; is it the paper's artefacts.tar.gz?")
 
 
 def _write_atomic(target: Path, data: bytes) -> None:
@@ -107,12 +110,8 @@ def extract_superclasses(archive: Path | str, *, expected_sha256: str = ARTEFACT
 
     archive = verify(archive, expected_sha256=expected_sha256, progress=progress)
     target = Path(target) if target is not None else paths.paper_superclasses()
-    try:
-        name, data = read_member(archive, lambda p: p.name == "superclasses.json", progress=progress)
-    except ArchiveError as exc:
-        if "no member" in str(exc):
-            raise ArchiveError(f"archive {archive} has no superclasses.json; is it the paper's artefacts.tar.gz?") from None
-        raise
+    name, data = read_member(archive, lambda p: p.name == "superclasses.json", what="superclasses.json",
+                             progress=progress)
     with tempfile.TemporaryDirectory() as scratch:
         candidate = Path(scratch) / "superclasses.json"
         candidate.write_bytes(data)

@@ -147,13 +147,10 @@ def _detect(path: Path, text: str) -> tuple[str, list]:
 
 
 def _membership(entries: list, fmt: str) -> np.ndarray:
-    graph = wordnet.load()
     if fmt == "project":  # the project's own file matches lemma names case-insensitively
-        on_path = [frozenset(l.lower() for l in graph.path_lemma_names(w)) for w in graph.class_wnids]
-        key = str.lower
+        on_path, key = class_path_lemmas(), str.lower
     else:  # the paper's semantics: exact lemma names, as NLTK spells them
-        on_path = [graph.path_lemma_names(w) for w in graph.class_wnids]
-        key = str
+        on_path, key = class_path_lemma_names(), str
     needed = {key(lemma) for *_, predicates in entries for predicate in predicates for lemma in predicate}
     has = {lemma: np.zeros(NUM_CLASSES, dtype=bool) for lemma in needed}
     for i, lemmas in enumerate(on_path):
@@ -200,14 +197,19 @@ def read(path: Path | str) -> SuperclassSet:
 
 
 def use(path: Path | str | None) -> SuperclassSet | None:
-    """Make `path` the active definition file for this process (None: back to the default); returns it parsed."""
+    """Make `path` the active definition file for this process (None: back to the default); returns it parsed.
+
+    A file that cannot be read raises and leaves the active one as it was.
+    """
     global _override
+    previous, _override = _override, None if path is None else Path(path)
     if path is None:
-        _override = None
         return None
-    parsed = read(path)  # refuse a bad file before it becomes active
-    _override = Path(path)
-    return parsed
+    try:
+        return active()  # parsed once, into the cache the classifier reads
+    except BaseException:
+        _override = previous
+        raise
 
 
 def source() -> Path:
@@ -245,6 +247,13 @@ def class_path_lemmas() -> tuple[frozenset[str], ...]:
     """Lemma names (lowercase) on the hypernym paths of each class, `(1000,)` in id order."""
     graph = wordnet.load()
     return tuple(graph.path_lemmas(w) for w in graph.class_wnids)
+
+
+@lru_cache(maxsize=1)
+def class_path_lemma_names() -> tuple[frozenset[str], ...]:
+    """Lemma names as NLTK spells them (case kept) on the hypernym paths of each class, `(1000,)` in id order."""
+    graph = wordnet.load()
+    return tuple(graph.path_lemma_names(w) for w in graph.class_wnids)
 
 
 @lru_cache(maxsize=1)

@@ -124,7 +124,9 @@ def table_checksums(con: duckdb.DuckDBPyConnection, *, exclude: tuple[str, ...] 
 
 
 def meta(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """All `meta` keys: schema_version, built_at, classifier_fingerprint, oov_check, missing_sources."""
+    """All `meta` keys: schema_version, built_at, classifier_fingerprint, oov_check, missing_sources, and the
+    superclass definitions that classified the store (superclasses, superclasses_file, superclasses_sha256,
+    superclasses_format)."""
     return dict(con.execute(queries.META_ALL).fetchall())
 
 

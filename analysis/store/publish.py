@@ -141,12 +141,11 @@ def check_superclasses(con: duckdb.DuckDBPyConnection) -> None:
     """
     from analysis.knowledge import superclasses
 
-    recorded = database.first(con, queries.META_GET, ["superclasses_sha256"])
+    recorded = database.meta(con)
     active = superclasses.active()
-    if recorded and recorded[0] != active.sha256:
-        shown = database.first(con, queries.META_GET, ["superclasses"])
+    if recorded.get("superclasses_sha256", active.sha256) != active.sha256:
         raise database.StoreError(
-            f"the store was classified with the superclasses {shown[0] if shown else recorded[0]}, but this command "
+            f"the store was classified with the superclasses {recorded.get('superclasses')}, but this command "
             f"uses {active.describe()}; run `python -m analysis build --superclasses FILE` with the definitions you "
             f"want (it re-classifies every stored pair), or set {paths.SUPERCLASSES_ENV} to the store's file")
 
