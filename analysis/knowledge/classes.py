@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from dataclasses import dataclass
@@ -27,19 +28,29 @@ class ImageNetClass:
     definition: str
 
 
+def _timm_info(name: str) -> Path:
+    """A file of timm's packaged ImageNet metadata (timm/data/_info/), located without importing timm (or torch)."""
+    spec = importlib.util.find_spec("timm")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the timm package is not installed; run `pip install -r requirements.txt`")
+    return Path(list(spec.submodule_search_locations)[0]) / "data" / "_info" / name
+
+
+def _tab_file(name: str) -> dict[str, str]:
+    """A `wnid<TAB>text` file of timm's metadata as a dict (as timm's ImageNetInfo reads it)."""
+    return dict(line.split("\t", 1) for line in _timm_info(name).read_text(encoding="utf-8").splitlines() if line)
+
+
 @lru_cache(maxsize=1)
 def classes() -> tuple[ImageNetClass, ...]:
-    """The 1000 classes in id order, from timm's ImageNetInfo."""
-    from timm.data import ImageNetInfo
-
-    info = ImageNetInfo()
+    """The 1000 classes in id order, from the metadata files timm ships (the same text as timm's ImageNetInfo)."""
+    synsets = _timm_info("imagenet_synsets.txt").read_text(encoding="utf-8").splitlines()[:NUM_CLASSES]
+    lemma_text = _tab_file("imagenet_synset_to_lemma.txt")
+    definitions = _tab_file("imagenet_synset_to_definition.txt")
     out = []
-    for i in range(NUM_CLASSES):
-        wnid = info.index_to_label_name(i)
-        lemmas = tuple(s.strip() for s in info.label_name_to_description(wnid).split(","))
-        detailed = info.label_name_to_description(wnid, detailed=True)
-        definition = detailed.split(": ", 1)[1] if ": " in detailed else ""
-        out.append(ImageNetClass(i, wnid, lemmas[0], lemmas, definition))
+    for i, wnid in enumerate(synsets):
+        lemmas = tuple(s.strip() for s in lemma_text[wnid].split(","))
+        out.append(ImageNetClass(i, wnid, lemmas[0], lemmas, definitions.get(wnid, "")))
     return tuple(out)
 
 
@@ -89,10 +100,8 @@ def val_targets() -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def real_labels() -> tuple[tuple[int, ...], ...]:
-    """ReaL multi-labels per validation image in file order (empty tuple: no ReaL label), from timm."""
-    import timm.data
-
-    path = Path(timm.data.__file__).parent / "_info" / "imagenet_real_labels.json"
+    """ReaL multi-labels per validation image in file order (empty tuple: no ReaL label), from timm's package data."""
+    path = _timm_info("imagenet_real_labels.json")
     return tuple(tuple(labels) for labels in json.loads(path.read_text()))
 
 

@@ -52,3 +52,16 @@ def test_check_class_ids_names_the_argument_and_the_bad_entry():
         classes.check_class_ids("targets", [[1], [2]], ndim=1, shape_hint="(N,)")
     with pytest.raises(TypeError, match="dtype float64"):
         classes.check_class_ids("targets", [1.5], ndim=1, shape_hint="(N,)")
+
+
+def test_class_metadata_equals_timms_imagenet_info():
+    """Read from timm's package files without importing timm, the classes are exactly ImageNetInfo's."""
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    for cls in classes.classes():
+        wnid = info.index_to_label_name(cls.id)
+        detailed = info.label_name_to_description(wnid, detailed=True)
+        assert cls.wnid == wnid
+        assert cls.lemmas == tuple(s.strip() for s in info.label_name_to_description(wnid).split(","))
+        assert cls.definition == detailed.split(": ", 1)[1]
