@@ -25,6 +25,7 @@ COMMANDS = {
     "build": "analysis.store.reference:cli_build",
     "predict": "analysis.inference.runner:cli_predict",
     "import-predictions": "analysis.store.imports:cli_import",
+    "import-paper-artefacts": "analysis.store.paper_artefacts:cli_import_artefacts",
     "export": "analysis.store.export:cli_export",
     "models": "analysis.store.publish:cli_models",
 }
@@ -35,6 +36,12 @@ def _add_superclasses(p: argparse.ArgumentParser) -> None:
                    help="superclass definitions, the project's JSON or the paper's JSON lines (default "
                         "$IMAGENET_ERRORS_SUPERCLASSES, else the paper's file once fetched with --artefacts, "
                         "else data/superclasses.json)")
+
+
+def _add_wait(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
+                   help="while another process (a dashboard, another command) holds the store, wait up to SECONDS "
+                        "for it with a countdown on stderr (default: give up after 1 s)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build", help="create or update the DuckDB store with the reference tables")
     p.add_argument("--db", type=Path, default=None, help="store file (default $IMAGENET_ERRORS_DB or data/errors.duckdb)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="replace a damaged store with a freshly built one, keeping the damaged file as FILE.corrupt")
+    _add_wait(p)
     _add_superclasses(p)
 
     p = sub.add_parser("predict", help="run a registered model on an image set and store its predictions")
@@ -96,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, default=None, help="weights file for timm:/torchvision: models")
     p.add_argument("--model-id", default=None, help="store under this id (default: the model name)")
     p.add_argument("--db", type=Path, default=None)
+    _add_wait(p)
 
     p = sub.add_parser("import-predictions", help="import a prediction file into the store")
     p.add_argument("file", type=Path)
@@ -104,11 +115,32 @@ def _parser() -> argparse.ArgumentParser:
                    help="default: by file extension (.npz -> paper-npz, .npy -> logits, .csv -> csv)")
     p.add_argument("--metadata", type=Path, default=None, help="metadata.json (arch, family, training data, params)")
     p.add_argument("--dataset", default="imagenet-val")
-    p.add_argument("--replace", action="store_true", help="replace an existing model with this id")
+    p.add_argument("--replace", action="store_true",
+                   help="replace the predictions of an existing model with this id (its stored arch, family, "
+                        "training data and parameters stay where the import gives none)")
+    p.add_argument("--partial", action="store_true",
+                   help="allow a CSV that covers only some images of the dataset (by default every image needs a "
+                        "row; .npz and .npy files always hold one row per image)")
+    p.add_argument("--db", type=Path, default=None)
+    _add_wait(p)
+
+    p = sub.add_parser(
+        "import-paper-artefacts", help="import the paper's whole model zoo (predictions and metadata)",
+        description="Import every model of the paper's artefacts (imagenet/<model>/preds.npz: top1 and top5 only, "
+                    "never probs or a pickle; metadata.json: arch, family, training data, params) into imagenet-val. "
+                    "Each model is its own transaction. A bad model (or a damaged archive) stops the import with a "
+                    "message naming its folder and member: the models imported before it stay, and a rerun skips "
+                    "every model already stored with all its predictions, so it resumes where it stopped.")
+    p.add_argument("path", type=Path, metavar="PATH",
+                   help="the extracted artefacts/ folder, models-imagenet.tar.gz, or artefacts.tar.gz (its sha256 is "
+                        "checked first; the other archive has no pinned checksum); archives are streamed, not "
+                        "extracted")
     p.add_argument("--db", type=Path, default=None)
 
     p = sub.add_parser("export", help="export the filtered errors as CSV (same filters as the dashboard)")
     p.add_argument("output", type=Path)
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file (never the store or a "
+                   "DuckDB file)")
     p.add_argument("--db", type=Path, default=None)
     from analysis.store.filters import add_filter_arguments  # one filter definition for CLI, export and dashboard
 
@@ -170,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
             from analysis.knowledge import superclasses
 
             superclasses.use(args.superclasses)
+        if getattr(args, "wait", None) is not None:
+            from analysis.store import database
+
+            with database.waiting(args.wait):
+                return int(func(args) or 0)
         return int(func(args) or 0)
     except (UserError, FetchError, ValueError, TypeError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

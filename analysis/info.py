@@ -96,20 +96,31 @@ def _optional() -> list[dict]:
     out.append(_item("imagenet_val_images", n > 0,
                      f"{n} validation images in {imagenet}" if imagenet else "not set (the class sample images are shown instead)",
                      f"set {paths.IMAGENET_ENV}=/path/to/ILSVRC2012/val"))
-    db = paths.db_path()
-    detail = str(db)
-    if db.is_file():
-        try:
-            from analysis.store import database, queries
-
-            with database.connect(db, read_only=True) as con:
-                n_models = database.first(con, queries.MODEL_COUNT)[0]
-                classified_with = database.meta(con).get("superclasses", "not recorded (rebuild)")
-            detail += f": {n_models} models, classified with the superclasses {classified_with}"
-        except Exception as exc:  # a locked or old store is reported, not raised
-            detail += f" (not readable: {exc})"
-    out.append(_item("store", db.is_file(), detail, "python -m analysis build"))
+    out.append(_store())
     return out
+
+
+def _store() -> dict:
+    """The store: its models when every block reads, else why not and what to do."""
+    db = paths.db_path()
+    if not db.is_file():
+        return _item("store", False, str(db), "python -m analysis build")
+    from analysis.store import database, queries
+
+    try:
+        version = database.verify(db, wait=0)
+        if version != database.SCHEMA_VERSION:
+            return _item("store", False, f"{db}: schema version {version}, this code needs {database.SCHEMA_VERSION}",
+                         f"python -m analysis build --db {db}")
+        with database.connect(db, read_only=True, wait=0) as con:
+            n_models = database.first(con, queries.MODEL_COUNT)[0]
+            classified_with = database.meta(con).get("superclasses", "not recorded (rebuild)")
+    except database.CorruptStoreError as exc:
+        return _item("store", False, f"{db}: unreadable, {exc.reason}",
+                     f"{database.rebuild_advice(db)} (`build` alone refuses a damaged store)")
+    except database.StoreError as exc:  # locked, or another project's database: the message says what to do
+        return _item("store", False, f"{db}: not usable now", str(exc))
+    return _item("store", True, f"{db}: {n_models} models, classified with the superclasses {classified_with}", None)
 
 
 def collect() -> dict:

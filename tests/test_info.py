@@ -2,8 +2,11 @@
 
 import json
 
+import pytest
+
 from analysis import paths
 from analysis.cli import main
+from tests.store.test_database import assert_untouched, damage_store, holding
 
 
 def test_info_json_lists_every_source_with_a_fix_for_the_missing(tmp_path, monkeypatch, capsys):
@@ -38,3 +41,25 @@ def test_info_reports_a_bad_superclass_file_without_a_traceback(tmp_path, monkey
     items = {i["name"]: i for i in json.loads(capsys.readouterr().out)["committed"]}
     assert not items["superclasses"]["present"] and "line 1" in items["superclasses"]["detail"]
     assert paths.SUPERCLASSES_ENV in items["superclasses"]["fix"]
+
+
+@pytest.mark.parametrize("how", ["truncated", "damaged-block", "zero-filled"])
+def test_info_reports_a_damaged_store_as_unreadable_with_the_rebuild_advice(how, store_copy, monkeypatch, capsys):
+    data = damage_store(store_copy, how)
+    monkeypatch.setenv(paths.DB_ENV, str(store_copy))
+    assert main(["info", "--json"]) == 0
+    store = {i["name"]: i for i in json.loads(capsys.readouterr().out)["optional"]}["store"]
+    assert not store["present"] and store["detail"].startswith(f"{store_copy}: unreadable, ")
+    assert f"python -m analysis build --rebuild --db {store_copy}" in store["fix"] and ".corrupt" in store["fix"]
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "ok store" not in out and "-- store" in out and "Traceback" not in out
+    assert_untouched(store_copy, data)
+
+
+def test_info_says_who_holds_a_locked_store(store_copy, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(paths.DB_ENV, str(store_copy))
+    with holding(store_copy, "write", tmp_path) as holder:
+        assert main(["info", "--json"]) == 0
+    store = {i["name"]: i for i in json.loads(capsys.readouterr().out)["optional"]}["store"]
+    assert not store["present"] and f"PID {holder.pid}" in store["fix"] and "which is writing to it" in store["fix"]

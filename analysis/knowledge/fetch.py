@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ from tqdm import tqdm
 from analysis import paths
 
 URL_TEMPLATE = "https://raw.githubusercontent.com/{repo}/{commit}/{path}"
+VERIFIED_CACHE = ".sha256-cache.json"  # in the download folder: (size, mtime_ns, ctime_ns, sha256) per verified file
 
 
 class FetchError(RuntimeError):
@@ -87,6 +89,66 @@ def is_verified(file: ExternalFile, root: Path | None = None) -> bool:
     """True when the local copy exists with the pinned size and sha256."""
     local = file.local_path(root)
     return local.is_file() and local.stat().st_size == file.size and sha256_of(local) == file.sha256
+
+
+def _read_cache(path: Path) -> dict:
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):  # absent or damaged: every file is hashed again
+        return {}
+    return cache if isinstance(cache, dict) else {}
+
+
+def _write_cache(path: Path, cache: dict) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".part-", dir=path.parent)
+    except OSError:  # a read-only folder: verification still works, it just hashes again next time
+        return
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(cache, handle, separators=(",", ":"))
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def verify_local(files: Iterable[ExternalFile] | None = None, root: Path | None = None) -> int:
+    """Check every present file of `files` (default: all registered) against its pinned size and sha256.
+
+    Absent files are skipped (their sources count as missing). A file that differs raises FetchError naming
+    it and the fetch command that replaces it. The digests of files unchanged since they were last hashed (same
+    size, mtime_ns and ctime_ns) come from `VERIFIED_CACHE` in the download folder. Returns the files checked.
+    """
+    root = root or paths.external_dir()
+    cache_path = root / VERIFIED_CACHE
+    cache = _read_cache(cache_path)
+    changed, checked = False, 0
+    for file in registry() if files is None else files:
+        local = file.local_path(root)
+        try:
+            st = local.stat()
+        except FileNotFoundError:
+            continue
+        fix = f"run `python -m analysis fetch --only {file.source}` to fetch it again"
+        if st.st_size != file.size:
+            raise FetchError(f"{local} ({file.source}) has {st.st_size:,} bytes, its pinned size is {file.size:,}: "
+                             f"the file was changed or damaged; {fix}")
+        key, stamp = f"{file.repo}/{file.path}", [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        entry = cache.get(key)
+        if isinstance(entry, list) and len(entry) == 4 and entry[:3] == stamp:
+            digest = entry[3]
+        else:
+            digest = sha256_of(local)
+            cache[key], changed = [*stamp, digest], True
+        if digest != file.sha256:
+            if changed:
+                _write_cache(cache_path, cache)
+            raise FetchError(f"{local} ({file.source}) does not match its pinned sha256 (expected "
+                             f"{file.sha256[:12]}…, got {digest[:12]}…): the file was changed or damaged; {fix}")
+        checked += 1
+    if changed:
+        _write_cache(cache_path, cache)
+    return checked
 
 
 def _copy_from_mirror(file: ExternalFile, mirror: Path, handle) -> None:

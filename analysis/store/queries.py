@@ -23,6 +23,9 @@ BASE_TABLES = """
 """
 
 
+STORE_FILE = "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+
+
 def table_checksum(table: str) -> str:
     """Row count, XOR and sum of row hashes of `table` (a catalogue name, quoted here)."""
     quoted = '"' + table.replace('"', '""') + '"'
@@ -62,12 +65,14 @@ COOCCURRENCE_INSERT = "INSERT INTO cooccurrence SELECT ?, a, b, images FROM _inc
 # --- models and predictions --------------------------------------------------------------------------
 
 MODEL_GET = "SELECT model_id, source, family FROM models WHERE model_id = ?"
+MODEL_RECORD = "SELECT source, arch, family, training_data, params, metadata FROM models WHERE model_id = ?"
 MODEL_COUNT = "SELECT count(*) FROM models"
 MODEL_UPSERT = """
     INSERT OR REPLACE INTO models (model_id, arch, family, training_data, params, source, created_at, metadata)
     VALUES ($model_id, $arch, $family, $training_data, $params, $source, current_timestamp, $metadata)
 """
 PREDICTION_COUNT = "SELECT count(*) FROM predictions WHERE model_id = ? AND dataset = ?"
+PREDICTION_COUNTS = "SELECT model_id, count(*) FROM predictions WHERE dataset = ? GROUP BY model_id"
 PREDICTIONS_DELETE = "DELETE FROM predictions WHERE model_id = ? AND dataset = ?"
 PREDICTIONS_DELETE_INCOMING = """
     DELETE FROM predictions WHERE model_id = ? AND dataset = ? AND image_id IN (SELECT image_id FROM _incoming)
@@ -177,10 +182,22 @@ SUMMARY_DELETE_ALL = "DELETE FROM model_summary"
 # --- runs ----------------------------------------------------------------------------------------------
 
 RUN_INSERT = """
-    INSERT INTO runs (run_id, model_id, dataset, device, images, seconds, status, message, started_at, shard, options)
-    VALUES ($run_id, $model_id, $dataset, $device, $images, 0, 'running', NULL, current_timestamp, $shard, $options)
+    INSERT INTO runs (run_id, model_id, dataset, device, images, seconds, status, message, started_at, shard, options,
+                      pid, host, pid_start, held_since)
+    VALUES ($run_id, $model_id, $dataset, $device, $images, 0, 'running', NULL, current_timestamp, $shard, $options,
+            $pid, $host, $pid_start, current_timestamp)
 """
-RUN_RESUME = "UPDATE runs SET status = 'running', device = ?, images = ?, message = NULL WHERE run_id = ?"
+RUN_RESUME = """
+    UPDATE runs SET status = 'running', device = $device, images = $images, message = NULL, pid = $pid, host = $host,
+                    pid_start = $pid_start, held_since = current_timestamp
+    WHERE run_id = $run_id
+"""
+# Runs of a model on a dataset that a process holds now (or held when it crashed).
+RUN_HOLDERS = """
+    SELECT run_id, shard, pid, host, pid_start, strftime(held_since, '%Y-%m-%d %H:%M:%S') FROM runs
+    WHERE model_id = ? AND dataset = ? AND status = 'running' ORDER BY started_at
+"""
+RUN_RELEASE = "UPDATE runs SET status = 'interrupted', message = ? WHERE run_id = ? AND status = 'running'"
 RUN_FINISH = """
     UPDATE runs SET status = ?, message = ?, seconds = seconds + ?, finished_at = current_timestamp WHERE run_id = ?
 """
@@ -192,9 +209,16 @@ RUN_UNFINISHED = """
     ORDER BY started_at DESC LIMIT 1
 """
 STAGING_INSERT = """
-    INSERT INTO prediction_staging SELECT ?, image_id, prediction, top5, confidence, top5_confidence FROM _incoming
+    INSERT INTO prediction_staging (run_id, image_id, prediction, top5, confidence, top5_confidence,
+                                    file_name, file_size, file_mtime_ns)
+    SELECT ?, image_id, prediction, top5, confidence, top5_confidence, file_name, file_size, file_mtime_ns
+    FROM _incoming
 """
 STAGED_IMAGES = "SELECT image_id FROM prediction_staging WHERE run_id = ?"
+STAGED_FILES = """
+    SELECT image_id, prediction, top5, confidence, top5_confidence, file_name, file_size, file_mtime_ns
+    FROM prediction_staging WHERE run_id = ? ORDER BY image_id
+"""
 STAGED_ROWS = """
     SELECT image_id, prediction, top5, confidence, top5_confidence FROM prediction_staging WHERE run_id = ?
     ORDER BY image_id

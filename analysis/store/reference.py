@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ import pyarrow as pa
 
 from analysis import paths
 from analysis.store import database, publish, queries
+from analysis.store.database import StoreError
 
 # Files whose content decides the category of a pair (with the active superclass file): a change re-classifies
 # every stored pair on build.
@@ -149,6 +151,9 @@ def classifier_fingerprint() -> str:
 def build(path: Path | str | None = None, *, progress: bool = True) -> dict[str, int]:
     """Create or refresh the store's reference tables in one transaction; safe to re-run.
 
+    First the downloaded files are checked against their pinned sha256 (FetchError names a changed one) and an
+    existing store is read through (CorruptStoreError for a damaged one): neither is written on failure.
+
     Loads classes, superclasses (of the active definition file, recorded in meta `superclasses_file`,
     `superclasses_sha256`, `superclasses_format`), datasets + images (imagenet-val with ReaL labels, samples),
     ReaL co-occurrences, expert labels and the paper's 962-model tables. Sources not fetched yet are skipped
@@ -156,11 +161,16 @@ def build(path: Path | str | None = None, *, progress: bool = True) -> dict[str,
     changed since the last build, every stored (image, prediction) pair is classified again. Returns row
     counts per table.
     """
-    from analysis.knowledge import cooccurrence, superclasses
+    from analysis.knowledge import cooccurrence, fetch, superclasses
     from analysis.taxonomy import labelsets
 
-    con = database.connect(path)  # first: a locked or unusable store fails before the slow loading
+    path = Path(path) if path is not None else paths.db_path()
+    if path.is_file() and path.stat().st_size > 0:
+        database.verify(path)  # every block read: a damaged store is refused before anything is written to it
+    verified = fetch.verify_local()
+    con = database.connect(path)  # before the slow loading: a locked or unusable store fails first
     try:
+        _say(f"{verified} downloaded files match their pinned sha256", progress)
         missing: list[str] = []
         definitions = superclasses.active()
         _say(f"loading classes, WordNet paths and superclasses ({definitions.describe()})", progress)
@@ -209,12 +219,58 @@ def build(path: Path | str | None = None, *, progress: bool = True) -> dict[str,
     return counts
 
 
+def _free_name(path: Path, suffix: str) -> Path:
+    """`path` + `suffix`, or + `suffix-2`, `-3`, ... when taken (with its .wal)."""
+    for n in range(1, 1000):
+        candidate = path.with_name(path.name + suffix + (f"-{n}" if n > 1 else ""))
+        if not candidate.exists() and not candidate.with_name(candidate.name + ".wal").exists():
+            return candidate
+    raise StoreError(f"too many {path.name}{suffix}* files next to {path}; remove old ones")
+
+
+def rebuild(path: Path | str | None = None, *, progress: bool = True) -> tuple[dict[str, int], Path | None]:
+    """Build a fresh store at `path` in place of a damaged one, kept as `<path>.corrupt`; returns (counts, kept).
+
+    A readable store is refused (StoreError): nothing of it is replaced. The fresh store is built next to it and
+    renamed over it only once complete, so a failed rebuild leaves the damaged file where it was.
+    """
+    path = Path(path) if path is not None else paths.db_path()
+    if path.exists():
+        try:
+            database.verify(path)
+        except database.CorruptStoreError:
+            pass
+        else:
+            raise StoreError(f"store {path} is readable, --rebuild only replaces a damaged store; run build without "
+                             "--rebuild to update it, or pass another --db for a fresh one")
+    fresh = _free_name(path, ".rebuild")
+    try:
+        counts = build(fresh, progress=progress)
+        kept = None
+        if path.exists():
+            kept = _free_name(path, ".corrupt")
+            os.replace(path, kept)
+            wal = path.with_name(path.name + ".wal")
+            if wal.exists():
+                os.replace(wal, kept.with_name(kept.name + ".wal"))
+        os.replace(fresh, path)
+    finally:
+        fresh.unlink(missing_ok=True)
+        fresh.with_name(fresh.name + ".wal").unlink(missing_ok=True)
+    return counts, kept
+
+
 def cli_build(args: argparse.Namespace) -> int:
-    """`python -m analysis build [--db FILE] [--superclasses FILE]`."""
+    """`python -m analysis build [--db FILE] [--superclasses FILE] [--rebuild] [--wait SECONDS]`."""
     from analysis.knowledge import superclasses
 
     path = Path(args.db) if args.db else paths.db_path()
-    counts = build(path)
+    if args.rebuild:
+        counts, kept = rebuild(path)
+        if kept is not None:
+            print(f"kept the damaged store as {kept}")
+    else:
+        counts = build(path)
     print(f"built {path}: " + ", ".join(f"{t} {n}" for t, n in counts.items() if n))
     print(f"superclasses: {superclasses.active().describe()}")
     return 0
