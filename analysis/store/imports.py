@@ -4,21 +4,28 @@ Formats (DESIGN §6):
 - `paper-npz`: `top1 (N,)`, `top5 (N, 5)`, `probs (N, 1000)` in ImageFolder order (classes sorted by wnid,
   then file names), with `metadata.json` (arch, family, training data, params) next to it;
 - `logits`: a `.npy` array `(N, 1000)` in image-id order (validation-file order for imagenet-val);
-- `csv`: columns `file_name`, `prediction` and optionally `top5` (5 space-separated class ids).
+- `csv`: columns `file_name`, `prediction` and optionally `top5` (5 space-separated class ids), read in blocks
+  so a file of any size needs little memory; it must cover every image of the dataset unless `partial=True`.
 Every file is checked completely before anything is written; the write itself is one transaction.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import math
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
+from analysis import paths
 from analysis.knowledge.classes import NUM_CLASSES
 from analysis.store import database, publish, queries
 
@@ -31,6 +38,16 @@ _METADATA_KEYS = {  # our field -> accepted keys in metadata.json, first wins
     "params": ("params", "num_params", "n_params"),
 }
 _CHUNK = 5000
+CSV_BLOCK_BYTES = 1 << 22  # the CSV is parsed and checked this many bytes at a time
+_HEADER_BYTES = 1 << 20  # a CSV header line longer than this is refused
+_METADATA_DEPTH = 32  # metadata.json nested deeper than this is refused
+_NPZ_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive (np.savez), or an empty one
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _one_line(exc: object, limit: int = 300) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass
@@ -74,7 +91,30 @@ def _class_ids(path: Path, field: str, values: np.ndarray, image_ids: np.ndarray
 def _shape(path: Path, field: str, values: np.ndarray, shape: tuple, images: _Images) -> None:
     if values.shape != shape:
         raise ValueError(f"{path}: field {field!r} has shape {values.shape}; expected {shape} "
-                         f"(one row per image of {images.dataset}, {len(images.ids)} images)")
+                         f"(one row per image of {images.dataset}, {len(images.ids)} images; predictions of only "
+                         "some images go in a CSV imported with --partial)")
+
+
+def numpy_kind(path: Path) -> str | None:
+    """'npz' or 'npy' by the file's first bytes, None for anything else (whatever its extension says)."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head[:4] in _NPZ_MAGIC:
+        return "npz"
+    return "npy" if head == _NPY_MAGIC else None
+
+
+def _expect_kind(path: Path, want: str) -> None:
+    kind = numpy_kind(path)
+    if kind == want:
+        return
+    if kind is None:
+        raise ValueError(f"{path}: not a NumPy file (neither a .npz archive nor a .npy array: its first bytes are "
+                         "not a NumPy or zip header)")
+    if kind == "npy":
+        raise ValueError(f"{path}: is a .npy array, not a .npz archive; for logits (N, 1000) pass --format logits")
+    raise ValueError(f"{path}: is a .npz archive, not a .npy array of logits; for the paper's preds.npz pass "
+                     "--format paper-npz")
 
 
 def _finite(path: Path, field: str, values: np.ndarray, image_ids: np.ndarray, images: _Images) -> None:
@@ -89,11 +129,17 @@ def _finite(path: Path, field: str, values: np.ndarray, image_ids: np.ndarray, i
 
 def read_paper_npz(path: Path, images: _Images) -> Predictions:
     """`preds.npz` with top1 `(N,)`, top5 `(N, 5)`, probs `(N, 1000)` in ImageFolder order → image-id order."""
+    _expect_kind(path, "npz")
+    field = None
     try:
-        archive = np.load(path, allow_pickle=False)
-        arrays = {k: archive[k] for k in ("top1", "top5", "probs") if k in archive.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise ValueError(f"{path}: not a readable .npz archive ({exc})") from None
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {}
+            for field in ("top1", "top5", "probs"):
+                if field in archive.files:
+                    arrays[field] = archive[field]
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError) as exc:
+        where = f"field {field!r} is damaged" if field else "not a readable .npz archive"
+        raise ValueError(f"{path}: {where} ({_one_line(exc)}); export the file again") from None
     missing = [k for k in ("top1", "top5") if k not in arrays]
     if missing:
         raise ValueError(f"{path}: missing field(s) {missing}; the paper's preds.npz holds top1, top5 and probs")
@@ -136,10 +182,11 @@ def top5_of_logits(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def read_logits(path: Path, images: _Images) -> Predictions:
     """A `.npy` of logits `(N, 1000)` in image-id order."""
+    _expect_kind(path, "npy")
     try:
         logits = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable .npy array ({exc})") from None
+        raise ValueError(f"{path}: not a readable .npy array ({_one_line(exc)})") from None
     _shape(path, "logits", logits, (len(images.ids), NUM_CLASSES), images)
     if not np.issubdtype(logits.dtype, np.floating):
         raise ValueError(f"{path}: field 'logits' has dtype {logits.dtype}; expected floating-point logits")
@@ -148,67 +195,200 @@ def read_logits(path: Path, images: _Images) -> Predictions:
     return Predictions(images.ids, top5[:, 0], top5, conf)
 
 
-def _bad_rows(path: Path, field: str, lines: np.ndarray, values: list, why: str) -> ValueError:
-    more = f" ({len(lines)} bad rows)" if len(lines) > 1 else ""
-    return ValueError(f"{path}: line {int(lines[0])}: field {field!r} = {values[0]!r} {why}{more}")
-
-
-def read_csv(path: Path, images: _Images) -> Predictions:
-    """CSV with `file_name`, `prediction` and optional `top5` (5 space-separated ids, best first)."""
+def _csv_header(path: Path) -> list[str]:
+    """The column names of the CSV's first line (read with a bounded buffer)."""
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable CSV ({exc})") from None
-    missing = [c for c in ("file_name", "prediction") if c not in df.columns]
+        with open(path, "rb") as f:
+            head = f.read(_HEADER_BYTES)
+    except OSError as exc:
+        raise ValueError(f"{path}: not readable ({_one_line(exc)})") from None
+    if not head.strip():
+        raise ValueError(f"{path}: is empty; expected a header line file_name,prediction[,top5] and one row per image")
+    if b"\n" not in head and len(head) == _HEADER_BYTES:
+        raise ValueError(f"{path}: the first line is longer than {_HEADER_BYTES >> 20} MiB; expected a CSV header "
+                         "file_name,prediction[,top5]")
+    try:
+        line = head.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a readable CSV: the header line is not UTF-8 ({_one_line(exc)})") from None
+    return next(csv.reader([line]), [])
+
+
+def _parse_ids(strings: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(value, is_integer) per string: value is the class id written in ASCII digits (-1 when not an integer)."""
+    trimmed = pc.utf8_trim_whitespace(strings)
+    is_int = pc.match_substring_regex(trimmed, r"^[0-9]+$").to_numpy(zero_copy_only=False)
+    short = is_int & (pc.utf8_length(trimmed).to_numpy(zero_copy_only=False) <= 9)
+    values = np.full(len(strings), -1, dtype=np.int64)
+    values[~short & is_int] = NUM_CLASSES  # too many digits to be a class id
+    if short.any():
+        values[short] = pc.cast(trimmed.filter(pa.array(short)), pa.int64()).to_numpy()
+    return values, is_int
+
+
+class _CsvCheck:
+    """The running check of a CSV's blocks: the first bad row, the number of bad rows, and the good rows."""
+
+    def __init__(self, path: Path, images: _Images, has_top5: bool) -> None:
+        self.path, self.images, self.has_top5 = path, images, has_top5
+        self.names = pa.array(images.names.tolist(), pa.string())
+        self.seen = np.zeros(len(images.ids), dtype=bool)
+        self.rows = 0
+        self.bad = 0
+        self.first: str | None = None
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+
+    def block(self, batch: pa.RecordBatch) -> None:
+        """Check one block of rows; keep its rows while no bad row was found."""
+        n = batch.num_rows
+        line = self.rows + 2  # the header is line 1
+        self.rows += n
+        raw_names = batch.column("file_name")
+        names = pc.replace_substring_regex(pc.utf8_trim_whitespace(raw_names), r"^ILSVRC2012_val_.*/", "")
+        pos = pc.fill_null(pc.index_in(names, value_set=self.names), -1).to_numpy(zero_copy_only=False)
+        unknown = pos < 0
+        dup = np.zeros(n, dtype=bool)
+        known = np.flatnonzero(~unknown)
+        if len(known):
+            order = known[np.argsort(pos[known], kind="stable")]
+            dup[order[1:][pos[order[1:]] == pos[order[:-1]]]] = True
+            dup[known] |= self.seen[pos[known]]
+            self.seen[pos[known]] = True
+        pred, pred_int = _parse_ids(batch.column("prediction"))
+        checks = [("file_name", unknown, f"is not an image of dataset {self.images.dataset}"),
+                  ("file_name", dup, "appears more than once"),
+                  ("prediction", ~pred_int, "is not an integer class id (write it with the digits 0-9, e.g. 473)"),
+                  ("prediction", pred >= NUM_CLASSES, "is not a class id 0-999")]
+        top5 = None
+        if self.has_top5:
+            tokens = pc.split_pattern_regex(pc.utf8_trim_whitespace(batch.column("top5")), r"\s+")
+            counts = pc.list_value_length(tokens).to_numpy(zero_copy_only=False)
+            values, _ = _parse_ids(pc.list_flatten(tokens))
+            parent = pc.list_parent_indices(tokens).to_numpy(zero_copy_only=False)
+            token_bad = np.bincount(parent[(values < 0) | (values >= NUM_CLASSES)], minlength=n)
+            well_formed = (counts == 5) & (token_bad == 0)
+            starts = tokens.offsets.to_numpy()[:-1]
+            top5 = np.zeros((n, 5), dtype=np.int16)
+            top5[well_formed] = values[starts[well_formed, None] + np.arange(5)]
+            checks += [("top5", ~well_formed, "must be 5 space-separated class ids 0-999"),
+                       ("top5", well_formed & (top5[:, 0] != pred), "must start with the row's prediction")]
+        any_bad = np.zeros(n, dtype=bool)
+        for _, mask, _ in checks:
+            any_bad |= mask
+        if any_bad.any():
+            self.bad += int(any_bad.sum())
+            if self.first is None:
+                row = int(np.flatnonzero(any_bad)[0])
+                field, _, why = next(c for c in checks if c[1][row])
+                value = repr(batch.column(field)[row].as_py())
+                value = value if len(value) <= 120 else value[:117] + "..."
+                self.first = f"{self.path}: line {line + row}: field {field!r} = {value} {why}"
+                self.parts = []
+        if self.first is None:
+            self.parts.append((self.images.ids[pos], pred.astype(np.int16), top5))
+
+    def error(self) -> ValueError | None:
+        """The first bad row (and how many there are), or None."""
+        if self.first is None:
+            return None
+        return ValueError(self.first + (f" ({self.bad} bad rows)" if self.bad > 1 else ""))
+
+
+def read_csv(path: Path, images: _Images, *, block_size: int | None = None) -> Predictions:
+    """CSV with `file_name`, `prediction` and optional `top5` (5 space-separated ids, best first), in blocks."""
+    header = _csv_header(path)
+    missing = [c for c in ("file_name", "prediction") if c not in header]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected file_name, prediction and optional top5")
-    lines = np.arange(len(df)) + 2  # header is line 1
-    names = df["file_name"].str.strip().map(lambda s: Path(s).name if s.startswith("ILSVRC2012_val_") else s)
-    lookup = pd.Series(images.ids, index=images.names)
-    ids = names.map(lookup)
-    unknown = ids.isna().to_numpy()
-    if unknown.any():
-        raise _bad_rows(path, "file_name", lines[unknown], names[unknown].tolist(),
-                        f"is not an image of dataset {images.dataset}")
-    dup = names.duplicated().to_numpy()
-    if dup.any():
-        raise _bad_rows(path, "file_name", lines[dup], names[dup].tolist(), "appears more than once")
-    pred = pd.to_numeric(df["prediction"].str.strip(), errors="coerce")
-    bad = (pred.isna() | (pred % 1 != 0) | (pred < 0) | (pred >= NUM_CLASSES)).to_numpy()
-    if bad.any():
-        raise _bad_rows(path, "prediction", lines[bad], df["prediction"][bad].tolist(), "is not a class id 0-999")
-    top5 = None
-    if "top5" in df.columns:
-        tokens = df["top5"].str.split()
-        ok = tokens.map(lambda t: len(t) == 5 and all(x.isdigit() and int(x) < NUM_CLASSES for x in t)).to_numpy()
-        if not ok.all():
-            raise _bad_rows(path, "top5", lines[~ok], df["top5"][~ok].tolist(),
-                            "must be 5 space-separated class ids 0-999")
-        top5 = np.array(tokens.tolist(), dtype=np.int16)
-        differ = top5[:, 0] != pred.to_numpy()
-        if differ.any():
-            raise _bad_rows(path, "top5", lines[differ], df["top5"][differ].tolist(),
-                            "must start with the row's prediction")
-    image_ids = ids.to_numpy(np.int32)
+    wanted = [c for c in ("file_name", "prediction", "top5") if c in header]
+    repeated = [c for c in wanted if header.count(c) > 1]
+    if repeated:
+        raise ValueError(f"{path}: column(s) {repeated} appear more than once in the header; keep one of each")
+    check = _CsvCheck(path, images, "top5" in wanted)
+    invalid: list = []
+
+    def on_invalid(row) -> str:
+        invalid.append(row)
+        return "error"
+
+    try:
+        reader = pacsv.open_csv(
+            path, read_options=pacsv.ReadOptions(block_size=block_size or CSV_BLOCK_BYTES, use_threads=False),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(include_columns=wanted,
+                                                 column_types=dict.fromkeys(wanted, pa.string()),
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
+        for batch in reader:
+            check.block(batch)
+    except (pa.ArrowInvalid, OSError) as exc:
+        if check.error() is None:
+            if invalid:
+                row = invalid[0]
+                raise ValueError(f"{path}: line {row.number}: {row.actual_columns} fields where the header has "
+                                 f"{row.expected_columns} ({_one_line(row.text, 80)!r})") from None
+            raise ValueError(f"{path}: not a readable CSV after line {check.rows + 1} ({_one_line(exc)})") from None
+    if check.error() is not None:
+        raise check.error()
+    if check.rows == 0:
+        raise ValueError(f"{path}: no rows, only a header; expected one row per image (file_name, prediction"
+                         "[, top5])")
+    image_ids = np.concatenate([p[0] for p in check.parts]).astype(np.int32)
+    top1 = np.concatenate([p[1] for p in check.parts])
+    top5 = np.concatenate([p[2] for p in check.parts]) if check.has_top5 else None
     order = np.argsort(image_ids)
-    return Predictions(image_ids[order], pred.to_numpy(np.int16)[order], None if top5 is None else top5[order], None)
+    return Predictions(image_ids[order], top1[order], None if top5 is None else top5[order], None)
+
+
+class _NonFinite:
+    """A JSON constant Python would read as a float (Infinity, -Infinity, NaN), kept to name it in the message."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _json_problem(data: object) -> str | None:
+    """Why a parsed metadata.json cannot be stored (too deep, a non-finite number), naming the field; or None."""
+    stack: list[tuple[object, str, int]] = [(data, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > _METADATA_DEPTH:
+            return f"is nested more than {_METADATA_DEPTH} levels deep (at {where!r}); flatten it"
+        if isinstance(value, _NonFinite) or (isinstance(value, float) and not math.isfinite(value)):
+            shown = value.name if isinstance(value, _NonFinite) else repr(value)
+            return f"field {where!r} = {shown} is not a finite number; write a plain number or leave it out"
+        if isinstance(value, dict):
+            stack.extend((v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value))
+    return None
 
 
 def read_metadata(path: Path) -> dict:
     """`metadata.json` → {arch, family, training_data, params, metadata (the whole object)}."""
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not readable JSON ({exc})") from None
+        data = json.loads(Path(path).read_text(encoding="utf-8"), parse_constant=_NonFinite)
+    except RecursionError:
+        raise ValueError(f"{path}: is nested too deeply to read; metadata.json may nest at most "
+                         f"{_METADATA_DEPTH} levels") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"{path}: not readable JSON ({_one_line(exc)})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object with arch, family, training_data, params")
+    problem = _json_problem(data)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
     out: dict = {"metadata": data}
     for key, aliases in _METADATA_KEYS.items():
-        value = next((data[a] for a in aliases if a in data), None)
+        name = next((a for a in aliases if a in data), None)
+        value = None if name is None else data[name]
         if key == "params" and value is not None:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != int(value):
-                raise ValueError(f"{path}: field 'params' = {value!r} must be a non-negative integer")
+            if (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= publish.MAX_PARAMS
+                    or value != int(value)):
+                raise ValueError(f"{path}: field {name!r} = {value!r} must be a whole number of parameters from 0 "
+                                 f"to {publish.MAX_PARAMS:.0e}")
             value = int(value)
+        elif isinstance(value, (dict, list)):
+            raise ValueError(f"{path}: field {name!r} must be a string, not {type(value).__name__}")
         elif value is not None:
             value = str(value)
         out[key] = value
@@ -228,11 +408,13 @@ def detect_format(path: Path, fmt: str | None) -> str:
 
 
 def import_predictions(path: Path, *, model_id: str, fmt: str | None = None, metadata: Path | None = None,
-                       dataset: str = "imagenet-val", replace: bool = False, db: Path | None = None,
-                       con=None) -> dict:
+                       dataset: str = "imagenet-val", replace: bool = False, partial: bool = False,
+                       db: Path | None = None, con=None) -> dict:
     """Check a prediction file completely, then store it as model `model_id` in one transaction.
 
-    An existing model id needs `replace=True`; without it (or on any bad input) the store is unchanged.
+    An existing model id needs `replace=True`, which keeps the stored fields the import does not give (and refuses
+    ones it contradicts for a model from a run). The file must cover every image of `dataset` unless `partial=True`
+    (only a CSV can cover part of it). On any bad input the store is unchanged, and a missing store is not created.
     Returns {model_id, dataset, predictions, new_pairs, top1}.
     """
     path = Path(path)
@@ -243,19 +425,29 @@ def import_predictions(path: Path, *, model_id: str, fmt: str | None = None, met
     if metadata and not meta_path.is_file():
         raise FileNotFoundError(f"--metadata {meta_path} does not exist")
     info = read_metadata(meta_path) if meta_path and meta_path.is_file() else {"metadata": {}}
+    record = publish.ModelRecord(model_id, "import", arch=info.get("arch"), family=info.get("family"),
+                                 training_data=info.get("training_data"), params=info.get("params"),
+                                 metadata={**info["metadata"], "file": str(path), "format": fmt})
     own = con is None
-    con = con if con is not None else database.connect(db)
+    if own:
+        store = Path(db) if db is not None else paths.db_path()
+        if not store.is_file():
+            raise database.StoreError(f"store {store} does not exist; build it first with `python -m analysis build "
+                                      f"--db {store}`, or check --db / {paths.DB_ENV} (no store created)")
+        con = database.connect(store)
     try:
-        record = publish.ModelRecord(model_id, "import", arch=info.get("arch"), family=info.get("family"),
-                                     training_data=info.get("training_data"), params=info.get("params"),
-                                     metadata={**info["metadata"], "file": str(path), "format": fmt})
         existing = database.first(con, queries.MODEL_GET, [model_id])
         if existing is not None and not replace:
             raise ValueError(f"model id {model_id!r} already exists in the store (source {existing[1]}); "
                              "pass --replace to overwrite its predictions, or choose another --model-id")
+        publish.merged_record(con, record)  # a conflict with the stored model is refused before the file is read
         images = _Images(con, dataset)
         reader = {"paper-npz": read_paper_npz, "logits": read_logits, "csv": read_csv}[fmt]
         preds = reader(path, images)
+        covered, total = len(preds.image_ids), len(images.ids)
+        if covered < total and not partial:
+            raise ValueError(f"{path}: covers {covered} of the {total} images of {dataset} ({total - covered} "
+                             "missing); pass --partial to import only these, or add rows for the missing images")
         rows = publish.prediction_table(preds.image_ids, preds.top1, top5=preds.top5,
                                         top5_confidence=preds.top5_confidence)
         counts = publish.publish_predictions(con, record, dataset, rows, mode="replace" if replace else "new")
@@ -267,9 +459,9 @@ def import_predictions(path: Path, *, model_id: str, fmt: str | None = None, met
 
 
 def cli_import(args: argparse.Namespace) -> int:
-    """`python -m analysis import-predictions FILE --model-id ID [--format ...] [--metadata ...] [--replace]`."""
+    """`python -m analysis import-predictions FILE --model-id ID [--format F] [--metadata M] [--replace|--partial]`."""
     out = import_predictions(args.file, model_id=args.model_id, fmt=args.format, metadata=args.metadata,
-                             dataset=args.dataset, replace=args.replace, db=args.db)
+                             dataset=args.dataset, replace=args.replace, partial=args.partial, db=args.db)
     print(f"imported {out['predictions']} predictions of {out['model_id']} on {out['dataset']} "
           f"({out['new_pairs']} new pairs classified); top-1 {out['top1']:.4f}")
     return 0

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, dataclass, field
+import unicodedata
+from dataclasses import asdict, dataclass, field, replace
 
 import duckdb
 import numpy as np
@@ -20,6 +21,19 @@ from analysis import paths
 from analysis.store import database, queries, summary
 
 WRITE_MODES = ("new", "replace", "merge")
+MAX_PARAMS = 10**13  # ten trillion parameters: far above any image classifier, well inside BIGINT
+_DESCRIBING = ("arch", "family", "training_data", "params")  # the fields a run or an import says about a model
+
+
+def check_model_id(model_id: object) -> str:
+    """`model_id` when it is a non-empty string without control or invisible characters; ValueError otherwise."""
+    if not isinstance(model_id, str) or not model_id.strip():
+        raise ValueError(f"model_id={model_id!r} must be a non-empty string, e.g. 'efficientnet-lite0'")
+    bad = next(((i, c) for i, c in enumerate(model_id) if unicodedata.category(c) in ("Cc", "Cf", "Cs")), None)
+    if bad is not None:
+        raise ValueError(f"model id {model_id!r} contains the control or invisible character U+{ord(bad[1]):04X} "
+                         f"at position {bad[0]}; use printable characters only, e.g. 'efficientnet-lite0'")
+    return model_id
 
 
 @dataclass(frozen=True)
@@ -35,18 +49,53 @@ class ModelRecord:
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.model_id, str) or not self.model_id.strip():
-            raise ValueError(f"model_id={self.model_id!r} must be a non-empty string, e.g. 'efficientnet-lite0'")
+        check_model_id(self.model_id)
         if self.source not in ("run", "import", "paper"):
             raise ValueError(f"source={self.source!r} must be one of run, import, paper")
-        if self.params is not None and (not isinstance(self.params, (int, np.integer)) or self.params < 0):
-            raise ValueError(f"params={self.params!r} must be a non-negative integer (number of parameters)")
+        if self.params is not None and (isinstance(self.params, bool) or not isinstance(self.params, (int, np.integer))
+                                        or not 0 <= self.params <= MAX_PARAMS):
+            raise ValueError(f"params={self.params!r} must be an integer from 0 to {MAX_PARAMS:.0e} "
+                             "(number of parameters)")
 
     def sql_params(self) -> dict:
         row = asdict(self)
         row["params"] = None if self.params is None else int(self.params)
         row["metadata"] = json.dumps(self.metadata, sort_keys=True, default=str)
         return row
+
+
+def stored_record(con: duckdb.DuckDBPyConnection, model_id: str) -> ModelRecord | None:
+    """The stored `models` row of `model_id` as a ModelRecord, or None when there is none."""
+    row = database.first(con, queries.MODEL_RECORD, [model_id])
+    if row is None:
+        return None
+    metadata = json.loads(row[5]) if row[5] else {}
+    return ModelRecord(model_id, row[0], arch=row[1], family=row[2], training_data=row[3], params=row[4],
+                       metadata=metadata if isinstance(metadata, dict) else {"stored": metadata})
+
+
+def merged_record(con: duckdb.DuckDBPyConnection, model: ModelRecord) -> ModelRecord:
+    """`model` over its stored row: what `model` leaves unset keeps its stored value, and the stored source stays.
+
+    A field both give differently is refused when the sources differ (an import cannot relabel what a run or the
+    paper stored) or both are runs (a run merges its rows with the stored ones: two architectures under one id);
+    otherwise the new value wins (a re-import may correct its metadata).
+    """
+    stored = stored_record(con, model.model_id)
+    if stored is None:
+        return model
+    if stored.source != model.source or model.source == "run":
+        for name in _DESCRIBING:
+            old, new = getattr(stored, name), getattr(model, name)
+            if old is not None and new is not None and old != new:
+                keep = f", or leave {name} out of metadata.json to keep the stored value" if model.source == "import" \
+                    else ""
+                raise ValueError(f"model id {model.model_id!r} is stored from a {stored.source} with {name} {old!r}, "
+                                 f"but this {model.source} gives {name} {new!r}; store it under another "
+                                 f"--model-id{keep}")
+    kept = {name: getattr(model, name) if getattr(model, name) is not None else getattr(stored, name)
+            for name in _DESCRIBING}
+    return replace(model, source=stored.source, metadata={**stored.metadata, **model.metadata}, **kept)
 
 
 
@@ -159,7 +208,8 @@ def publish_predictions(con: duckdb.DuckDBPyConnection, model: ModelRecord, data
     `replace` (drop its previous predictions on the dataset first) or `merge` (replace only the images in
     `rows`: runs, shards, resumes). `images` = (datasets row, images table) registers a new image set in
     the same transaction; `run_id` marks that run done and drops its staged rows. The model's summary on
-    `dataset` is recomputed from all its rows there. Returns counts.
+    `dataset` is recomputed from all its rows there, and its row is `merged_record` (what `model` leaves unset
+    keeps its stored value). Returns counts.
     """
     if not isinstance(model, ModelRecord):
         raise TypeError(f"model={model!r} must be an analysis.store.publish.ModelRecord")
@@ -176,6 +226,7 @@ def publish_predictions(con: duckdb.DuckDBPyConnection, model: ModelRecord, data
         if mode == "new":
             check_new_model(con, model.model_id, dataset)
         check_superclasses(con)
+        model = merged_record(con, model)
         with database.registered(con, rows):
             unknown = [r[0] for r in con.execute(queries.INCOMING_UNKNOWN_IMAGES, [dataset]).fetchall()]
             if unknown:

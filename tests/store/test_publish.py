@@ -9,6 +9,7 @@ import pytest
 
 from analysis import cli
 from analysis.store import database, publish
+from tests.bad_inputs import BadInput, cases
 
 
 def test_publish_is_one_transaction(store_copy):
@@ -54,3 +55,44 @@ def test_models_command_lists_the_stored_models(small_store, capsys):
     assert list(df["model_id"]) == ["efficientnet-lite0", "efficientnet-lite1"]
     assert list(df["predictions"]) == [50, 50] and list(df["family"]) == ["cnn", "cnn"]
     assert all(p > 4_000_000 for p in df["params"])
+
+
+def test_a_record_without_descriptions_keeps_the_stored_ones(store_copy):
+    con = database.connect(store_copy)
+    try:
+        stored = publish.stored_record(con, "efficientnet-lite0")
+        publish.publish_predictions(con, publish.ModelRecord("efficientnet-lite0", "import", metadata={"note": "x"}),
+                                    "samples", publish.prediction_table(np.array([0]), np.array([0])), mode="merge")
+        after = publish.stored_record(con, "efficientnet-lite0")
+    finally:
+        con.close()
+    assert stored.arch and stored.params
+    assert (after.source, after.arch, after.family, after.training_data, after.params) == \
+        (stored.source, stored.arch, stored.family, stored.training_data, stored.params)
+    assert after.metadata == {**stored.metadata, "note": "x"}
+
+
+@pytest.mark.parametrize("case", cases(
+    BadInput("import-predict-model-id-escape", "predict --model-id", "contains ESC (a terminal escape)",
+             "contains the control or invisible character U+001B"),
+))
+def test_predict_refuses_a_model_id_with_control_characters(case, store_copy, capsys):
+    con = database.connect(store_copy, read_only=True)
+    try:
+        before = database.table_checksums(con)
+    finally:
+        con.close()
+    code = cli.main(["predict", "--model", "efficientnet-lite0", "--dataset", "samples", "--limit", "2",
+                     "--device", "cpu", "--workers", "0", "--model-id", "lite\x1b[2J0", "--db", str(store_copy)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "Traceback" not in err[0] and case.message in err[0], err
+    con = database.connect(store_copy, read_only=True)
+    try:
+        assert database.table_checksums(con) == before
+    finally:
+        con.close()
+
+
+def test_model_ids_may_be_any_printable_text():
+    assert publish.ModelRecord("efficientnet-lite0 (ImageNet-21k) ß/é", "run").model_id == \
+        "efficientnet-lite0 (ImageNet-21k) ß/é"
