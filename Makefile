@@ -4,6 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 export NLTK_DATA := $(CURDIR)/.cache/nltk_data
 PORT ?= 8501
+# make dashboard READONLY=1 (or make demo READONLY=1): no Run page, no writes; ADDRESS=0.0.0.0 serves other machines
+# (with a proxy with authentication in front: docs/SERVING.md). The default address: .streamlit/config.toml.
+READONLY ?=
+ADDRESS ?=
+STREAMLIT_RUN = $(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --server.headless true \
+	$(if $(ADDRESS),--server.address $(ADDRESS)) $(if $(filter-out 0 false no off,$(READONLY)),-- --read-only)
 
 .PHONY: demo demo-intro test venv fetch build models dashboard bench screenshots clean
 
@@ -34,7 +40,12 @@ models: build
 demo: demo-intro models
 	$(BIN)/python -m analysis info
 	@echo "dashboard: http://localhost:$(PORT)  (Ctrl-C stops it)"
-	$(BIN)/streamlit run dashboard/app.py --server.port $(PORT) --server.headless true
+	$(STREAMLIT_RUN)
+
+# The dashboard on the existing store (no fetch, build or runs first).
+dashboard: venv
+	@echo "dashboard: http://localhost:$(PORT)  (Ctrl-C stops it)"
+	$(STREAMLIT_RUN)
 
 demo-intro:
 	@echo "make demo: venv, data fetch, store build, EfficientNet-Lite0/1/2 on the 1000 sample images, then the dashboard."

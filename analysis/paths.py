@@ -18,6 +18,7 @@ DB_ENV = "IMAGENET_ERRORS_DB"
 CLIP_ENV = "IMAGENET_ERRORS_CLIP"
 SUPERCLASSES_ENV = "IMAGENET_ERRORS_SUPERCLASSES"
 IMAGENET_ENV = "IMAGENET_DIR"
+IMAGE_ROOTS_ENV = "IMAGENET_ERRORS_IMAGE_ROOTS"
 
 
 def external_dir() -> Path:
@@ -48,3 +49,9 @@ def imagenet_dir() -> Path | None:
     """The user's ImageNet validation folder from `IMAGENET_DIR`, if set."""
     env = os.environ.get(IMAGENET_ENV)
     return Path(env) if env else None
+
+
+def image_roots() -> list[Path]:
+    """Folders the dashboard's Run page may read images under: data/, `IMAGENET_DIR`, `IMAGENET_ERRORS_IMAGE_ROOTS`."""
+    extra = [Path(p) for p in os.environ.get(IMAGE_ROOTS_ENV, "").split(os.pathsep) if p.strip()]
+    return [DATA_DIR] + ([imagenet_dir()] if imagenet_dir() else []) + extra

@@ -11,7 +11,7 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the pat
 
 import streamlit as st  # noqa: E402
 
-from dashboard import db, state  # noqa: E402
+from dashboard import access, db, state  # noqa: E402
 
 PAGES = Path(__file__).resolve().parent / "app_pages"
 
@@ -24,10 +24,23 @@ pages = [
     st.Page(PAGES / "compare.py", title="Compare models", icon=":material/compare:", url_path="compare"),
     st.Page(PAGES / "experts.py", title="Experts", icon=":material/groups:", url_path="experts"),
     st.Page(PAGES / "zoo.py", title="Model zoo", icon=":material/scatter_plot:", url_path="zoo"),
-    st.Page(PAGES / "run.py", title="Run a model", icon=":material/play_circle:", url_path="run"),
 ]
+READ_ONLY = access.read_only()
+if not READ_ONLY:  # the one page that writes (runs a model, builds the store)
+    pages.append(st.Page(PAGES / "run.py", title="Run a model", icon=":material/play_circle:", url_path="run"))
 page = st.navigation(pages)
 state.begin_run()
+
+
+def _read_only_note() -> None:
+    """Say in the sidebar that nothing runs or writes here, or warn when a writable one listens beyond localhost."""
+    address = st.get_option("server.address")
+    if READ_ONLY:
+        st.sidebar.info("Read-only dashboard: no model runs and no store builds from here.", icon=":material/lock:")
+    elif address not in ("127.0.0.1", "localhost", "::1"):
+        st.sidebar.warning(f"Listening on {address or 'every network interface'} with the Run page on: anyone who "
+                           f"reaches it can run models and write the store. Set {access.READONLY_ENV}=1 "
+                           "(docs/SERVING.md).", icon=":material/warning:")
 
 
 def _store_ready() -> bool:
@@ -35,7 +48,8 @@ def _store_ready() -> bool:
     path = db.store_path()
     if not path.is_file():
         st.error(f"No store at `{path}`. Create one with `python -m analysis build`, then add predictions with "
-                 "`python -m analysis predict --model efficientnet-lite0 --dataset samples` (or use the Run page), "
+                 "`python -m analysis predict --model efficientnet-lite0 --dataset samples`"
+                 f"{'' if READ_ONLY else ' (or use the Run page)'}, "
                  "or point `IMAGENET_ERRORS_DB` at an existing store.", icon=":material/database:")
         return False
     try:
@@ -47,7 +61,8 @@ def _store_ready() -> bool:
         st.error(f"Cannot read the store `{path}`: {exc}", icon=":material/database:")
         return False
     if not datasets:
-        st.info(f"The store `{path}` holds no predictions yet. Run a model on the Run page or with "
+        where = "" if READ_ONLY else " on the Run page or"
+        st.info(f"The store `{path}` holds no predictions yet. Run a model{where} with "
                 "`python -m analysis predict --model efficientnet-lite0 --dataset samples`.", icon=":material/info:")
         return False
     dataset = st.session_state.get(state.FILTER_KEYS["dataset"]) or datasets[0]
@@ -68,11 +83,13 @@ def _footer() -> None:
         return
     st.divider()
     st.caption(f"Categories classified with the superclasses {info['superclasses']}; "
-               f"fine-grained OOV check: {info.get('oov_check', 'off')}; store built {info.get('built_at', '?')}.")
+               f"fine-grained OOV check: {info.get('oov_check', 'off')}; store built {info.get('built_at', '?')}."
+               + (" Read-only dashboard." if READ_ONLY else ""))
 
 
+_read_only_note()
 st.session_state["store_ready"] = _store_ready()
-if st.session_state["store_ready"] or page.url_path == "run":
+if st.session_state["store_ready"] or (page.url_path == "run" and not READ_ONLY):
     page.run()
 if st.session_state["store_ready"]:
     _footer()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import streamlit as st
 
@@ -11,14 +10,32 @@ from analysis import paths
 from analysis.errors import UserError
 from analysis.inference import models, runner
 from analysis.store import reference
-from dashboard import db, state
+from dashboard import access, db, state
 
 DEVICES = {"auto": "auto (GPU when present)", "cpu": "CPU", "cuda": "GPU (CUDA)"}
 DATASETS = {"samples": "class sample images (1000, one per class)",
             "imagenet-val": "ImageNet validation (IMAGENET_DIR or a folder)",
             "folder": "a folder of class folders (<wnid>/image.jpg)"}
 
+# The page's own words for the CLI's flags in the runner's messages.
+CLI_WORDS = {"pass another --model-id": "choose another “Store as model id”",
+             "pass --images DIR": "give an “Image folder”",
+             "device=cuda but": "the device GPU (CUDA) was chosen but",
+             "use --device cpu or auto": "choose the device CPU or auto",
+             "pass --checkpoint FILE (a state dict)": "run it with `python -m analysis predict --checkpoint FILE`"}
+
+
+def in_page_words(message: str) -> str:
+    """A runner message with the CLI's flag names replaced by the names of this page's inputs."""
+    for cli, page in CLI_WORDS.items():
+        message = message.replace(cli, page)
+    return message
+
+
 st.title("Run a model")
+if access.read_only():  # not in the navigation then; this guards a direct link all the same
+    st.error("This dashboard is read-only: it runs no model and builds no store.", icon=":material/lock:")
+    st.stop()
 path = db.store_path()
 if not path.is_file():
     st.warning(f"There is no store at `{path}` yet.", icon=":material/database:")
@@ -45,11 +62,23 @@ with cols[1]:
     if dataset != "samples":
         default = str(paths.imagenet_dir() or "") if dataset == "imagenet-val" else ""
         folder = st.text_input("Image folder", value=default, key=f"run_folder_{dataset}").strip()
+        st.caption("Only folders under " + ", ".join(f"`{r}`" for r in paths.image_roots()) +
+                   f" (more: `{paths.IMAGE_ROOTS_ENV}=dir1:dir2` when starting the dashboard).")
     device = st.radio("Device", list(DEVICES), format_func=DEVICES.get, horizontal=True, key="run_device")
     limit = st.number_input("Only the first N images (0 = all)", min_value=0, value=50, step=10, key="run_limit")
 
 name = other or choice
-if st.button(f"Run {name}", type="primary", key="run_go"):
+label = f"Run {name}" + (f" as {model_id}" if model_id and model_id != name else "")
+if st.button(label, type="primary", key="run_go"):
+    images = None
+    try:
+        if dataset == "folder" and not folder:
+            raise UserError("Give the “Image folder”: a folder with one sub-folder per wnid (e.g. n01440764/).")
+        if folder:
+            images = access.allowed_folder(folder)
+    except UserError as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
     bar = st.progress(0.0, text="loading the model…")
 
     def _report(done: int, total: int) -> None:
@@ -58,16 +87,17 @@ if st.button(f"Run {name}", type="primary", key="run_go"):
     db.release()  # the run writes to the store: the dashboard's read-only connection must let go of it
     started = time.perf_counter()
     try:
-        result = runner.predict(name, dataset, images=Path(folder) if folder else None, db=path, device=device,
+        result = runner.predict(name, dataset, images=images, db=path, device=device,
                                 limit=int(limit) or None, model_id=model_id or None, progress=_report)
     except (UserError, ValueError, FileNotFoundError, OSError, RuntimeError, ImportError) as exc:
         bar.empty()
-        st.error(f"The run failed: {exc}", icon=":material/error:")
+        st.error(f"The run failed: {in_page_words(str(exc))}", icon=":material/error:")
         st.stop()
     bar.progress(1.0, text="done")
     if result.run_id is None:
-        st.info(f"`{result.model_id}` already has predictions for all {result.selected} selected images of "
-                f"`{result.dataset}`.", icon=":material/info:")
+        st.warning(f"`{result.model_id}` already predicted: nothing to run. All {result.selected} selected images "
+                   f"of `{result.dataset}` are stored under that model id; to run {name} again, choose another "
+                   "“Store as model id”.", icon=":material/info:")
     else:
         top1 = "" if result.top1 is None else f", top-1 {100 * result.top1:.1f}% over its stored predictions"
         st.success(f"`{result.model_id}`: {result.predicted} images of `{result.dataset}` predicted in "

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import streamlit
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.util import build_mock_config_get_option
 
+from analysis import paths
+from analysis.knowledge import classes
 from analysis.store import database, export, publish, views
 from analysis.store.filters import ErrorFilter
 from analysis.taxonomy import agreement, metrics
+from dashboard import access
+from tests.bad_inputs import BadInput, cases
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "dashboard" / "app.py"
@@ -235,13 +242,93 @@ def test_zoo_page_has_every_paper_and_stored_model(db, con, model_ids):
         assert len(rolled[0]) == len(expected)
 
 
-def test_run_page_reports_a_missing_folder(db, tmp_path):
+@pytest.fixture
+def image_tree(tmp_path, monkeypatch, store_copy) -> dict[str, str]:
+    """An allowed root (IMAGENET_ERRORS_IMAGE_ROOTS) and, beside it, a valid image folder outside every root.
+
+    root/ holds a file, a symlink to the outside folder and a symlink loop; the dashboard reads a writable copy of
+    the small store, so a run that should not happen would show in its checksums.
+    """
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    (outside / "n01440764").mkdir(parents=True)
+    sample = next(p for p, class_id in classes.sample_images() if class_id == 0)
+    shutil.copy(sample, outside / "n01440764" / "tench.JPEG")
+    (root / "file.txt").write_text("not a folder")
+    (root / "out").symlink_to(outside, target_is_directory=True)
+    (root / "loop").symlink_to(root / "loop")
+    monkeypatch.setenv(paths.IMAGE_ROOTS_ENV, str(root))
+    monkeypatch.delenv(paths.IMAGENET_ENV, raising=False)
+    monkeypatch.delenv(access.READONLY_ENV, raising=False)
+    monkeypatch.setenv(paths.DB_ENV, str(store_copy))
+    return {"tmp": str(tmp_path), "root": str(root), "outside": str(outside), "store": str(store_copy)}
+
+
+NOT_ALLOWED = "not under an allowed folder"
+# case id -> (image set chosen on the Run page, the Image folder typed, formatted with image_tree's paths)
+RUN_FOLDERS = {
+    "app-run-folder-outside": ("folder", "{outside}"),
+    "app-run-folder-val-outside": ("imagenet-val", "{outside}"),
+    "app-run-folder-missing": ("folder", "{tmp}/missing"),
+    "app-run-folder-missing-in-root": ("folder", "{root}/missing"),
+    "app-run-folder-file": ("folder", "{root}/file.txt"),
+    "app-run-folder-etc": ("folder", "/etc"),
+    "app-run-folder-dotdot": ("folder", "{root}/../outside"),
+    "app-run-folder-relative-dotdot": ("folder", "data/../analysis"),
+    "app-run-folder-symlink-out": ("folder", "{root}/out"),
+    "app-run-folder-symlink-loop": ("folder", "{root}/loop"),
+    "app-run-folder-nul": ("folder", "{root}/a\x00b"),
+    "app-run-folder-too-long": ("folder", "{root}/" + "a" * 5000),
+    "app-run-folder-home": ("folder", "~"),
+    "app-run-folder-empty": ("folder", ""),
+    "app-run-folder-val-empty": ("imagenet-val", ""),
+}
+
+
+@pytest.mark.parametrize("case", cases(
+    BadInput("app-run-folder-outside", "Run page image folder", "a valid image folder outside every allowed folder",
+             NOT_ALLOWED),
+    BadInput("app-run-folder-val-outside", "Run page image folder",
+             "ImageNet validation chosen, a folder outside every allowed folder", NOT_ALLOWED),
+    BadInput("app-run-folder-missing", "Run page image folder", "does not exist (outside the allowed folders)",
+             NOT_ALLOWED),
+    BadInput("app-run-folder-missing-in-root", "Run page image folder", "does not exist (inside an allowed folder)",
+             NOT_ALLOWED),
+    BadInput("app-run-folder-file", "Run page image folder", "a file inside an allowed folder", NOT_ALLOWED),
+    BadInput("app-run-folder-etc", "Run page image folder", "/etc", NOT_ALLOWED),
+    BadInput("app-run-folder-dotdot", "Run page image folder", "escapes an allowed folder with `..`", NOT_ALLOWED),
+    BadInput("app-run-folder-relative-dotdot", "Run page image folder",
+             "relative `data/../analysis`, leaving data/ by `..`", NOT_ALLOWED),
+    BadInput("app-run-folder-symlink-out", "Run page image folder",
+             "a symlink in an allowed folder to an image folder outside it", NOT_ALLOWED),
+    BadInput("app-run-folder-symlink-loop", "Run page image folder", "a symlink loop in an allowed folder",
+             NOT_ALLOWED),
+    BadInput("app-run-folder-nul", "Run page image folder", "a NUL byte in the path", NOT_ALLOWED),
+    BadInput("app-run-folder-too-long", "Run page image folder", "a 5,000-character name in an allowed folder",
+             NOT_ALLOWED),
+    BadInput("app-run-folder-home", "Run page image folder", "`~` (the server's home folder)", NOT_ALLOWED),
+    BadInput("app-run-folder-empty", "Run page image folder", "empty, with the folder image set chosen",
+             "Give the “Image folder”"),
+    BadInput("app-run-folder-val-empty", "Run page image folder",
+             "empty, with ImageNet validation chosen and IMAGENET_DIR unset", "or give an “Image folder”"),
+))
+def test_run_page_reads_only_folders_under_allowed_roots(db, image_tree, case):
+    """The Run page refuses the folder with one error line, runs nothing, and the store keeps its checksums."""
+    dataset, text = RUN_FOLDERS[case.id]
+    with database.connect(image_tree["store"], read_only=True) as connection:
+        before = database.table_checksums(connection)
     at = _app("run")
-    at.radio(key="run_dataset").set_value("folder").run()
-    at.text_input(key="run_folder_folder").input(str(tmp_path / "missing")).run()
+    at.radio(key="run_dataset").set_value(dataset).run()
+    at.text_input(key=f"run_folder_{dataset}").input(text.format(**image_tree)).run()
     at.button(key="run_go").click().run()
-    assert not at.exception
-    assert any("missing" in e.value for e in at.error), [e.value for e in at.error]
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and case.message in errors[0], errors
+    assert "\n" not in errors[0] and "Traceback" not in errors[0]
+    assert image_tree["outside"] not in errors[0].replace(text.format(**image_tree), "")  # no symlink target shown
+    assert not at.success and not at.get("progress")
+    with database.connect(image_tree["store"], read_only=True) as connection:
+        assert database.table_checksums(connection) == before
 
 
 def test_missing_store_gives_a_message(monkeypatch, tmp_path):
@@ -249,3 +336,96 @@ def test_missing_store_gives_a_message(monkeypatch, tmp_path):
     at = AppTest.from_file(str(APP), default_timeout=60).run()
     assert not at.exception
     assert any("No store at" in e.value for e in at.error)
+
+
+def _assert_nothing_runs(at: AppTest) -> None:
+    """No Run page on screen: no run or build button, no progress; the sidebar says the dashboard is read-only."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Run a model" not in [t.value for t in at.title]
+    assert not {"run_go", "run_build"} & {b.key for b in at.button}
+    assert not at.get("progress")
+    assert any("Read-only dashboard" in i.value for i in at.sidebar.info)
+
+
+@pytest.mark.parametrize("switch", ["env", "flag"])
+def test_read_only_hides_the_run_page_and_a_direct_link_runs_nothing(db, monkeypatch, switch):
+    """IMAGENET_ERRORS_READONLY=1 or `-- --read-only`: no Run page in the navigation; its link opens the Overview."""
+    with database.connect(db, read_only=True) as connection:
+        before = database.table_checksums(connection)
+    monkeypatch.delenv(access.READONLY_ENV, raising=False)
+    at = _app("run")  # a session that knew the Run page (its link) while the dashboard was writable
+    assert at.button(key="run_go")
+    if switch == "env":
+        monkeypatch.setenv(access.READONLY_ENV, "1")
+    else:
+        monkeypatch.setattr(sys, "argv", [str(APP), "--read-only"])
+    at.run()  # the same link again, now that the dashboard is read-only: Streamlit opens the default page
+    _assert_nothing_runs(at)
+    assert at.selectbox(key="ov_model")  # the Overview, with the store's data
+    assert any(c.value.endswith("Read-only dashboard.") for c in at.caption)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("app_pages/run.py")
+    fresh = _app()
+    _assert_nothing_runs(fresh)
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        fresh.switch_page("app_pages/run.py")
+    with database.connect(db, read_only=True) as connection:
+        assert database.table_checksums(connection) == before
+
+
+def test_read_only_without_a_store_builds_none(monkeypatch, tmp_path):
+    """The Run page's "Build the store now" is the other write: a read-only dashboard offers it nowhere."""
+    missing = tmp_path / "none.duckdb"
+    monkeypatch.setenv(paths.DB_ENV, str(missing))
+    monkeypatch.delenv(access.READONLY_ENV, raising=False)
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    at.switch_page("app_pages/run.py").run()
+    assert at.button(key="run_build")
+    monkeypatch.setenv(access.READONLY_ENV, "1")
+    at.run()
+    _assert_nothing_runs(at)
+    assert any("No store at" in e.value and "Run page" not in e.value for e in at.error)
+    assert not missing.exists()
+
+
+def test_run_page_itself_refuses_in_read_only_mode(db, monkeypatch):
+    """Should the page script run at all (it is not in the navigation), it stops before any input or button."""
+    monkeypatch.setenv(access.READONLY_ENV, "1")
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app_pages" / "run.py"), default_timeout=60).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["This dashboard is read-only: it runs no model and builds no store."]
+    assert not at.button and not at.text_input
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_writable_dashboard_beyond_localhost_warns(db, monkeypatch, read_only):
+    """Listening on every interface with the Run page on: the sidebar says so and names the read-only switch."""
+    monkeypatch.setenv(access.READONLY_ENV, "1" if read_only else "0")
+    for address, warned in (("127.0.0.1", False), ("0.0.0.0", not read_only)):
+        monkeypatch.setattr(streamlit, "get_option", build_mock_config_get_option({"server.address": address}))
+        at = _app()
+        warnings = [w.value for w in at.sidebar.warning if access.READONLY_ENV in w.value]
+        assert bool(warnings) is warned, (address, warnings)
+
+
+def test_run_page_runs_a_folder_under_a_root_and_says_when_a_leftover_id_has_nothing_to_run(db, image_tree):
+    """A folder under an allowed root runs; the model id left in its box for another model says why nothing ran."""
+    images = Path(image_tree["root"]) / "set"
+    shutil.copytree(Path(image_tree["outside"]), images)
+    at = _app("run")
+    at.radio(key="run_dataset").set_value("folder").run()
+    at.text_input(key="run_folder_folder").input(str(images)).run()
+    at.radio(key="run_device").set_value("cpu").run()
+    at.text_input(key="run_model_id").input("app-lite0").run()
+    assert at.button(key="run_go").label == "Run efficientnet-lite0 as app-lite0"
+    at.button(key="run_go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("`app-lite0`: 1 images of" in s.value for s in at.success), [s.value for s in at.success]
+    at.selectbox(key="run_model").select("efficientnet-lite1").run()
+    assert at.button(key="run_go").label == "Run efficientnet-lite1 as app-lite0"  # the leftover id is on the button
+    at.button(key="run_go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert not at.success
+    assert any("`app-lite0` already predicted: nothing to run" in w.value for w in at.warning), \
+        [w.value for w in at.warning]
+
