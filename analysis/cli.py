@@ -28,6 +28,7 @@ COMMANDS = {
     "import-paper-artefacts": "analysis.store.paper_artefacts:cli_import_artefacts",
     "export": "analysis.store.export:cli_export",
     "models": "analysis.store.publish:cli_models",
+    "reviews": "analysis.store.reviews:cli_reviews",
 }
 
 
@@ -145,6 +146,17 @@ def _parser() -> argparse.ArgumentParser:
     from analysis.store.filters import add_filter_arguments  # one filter definition for CLI, export and dashboard
 
     add_filter_arguments(p)
+
+    p = sub.add_parser("reviews", help="export the users' reviews of errors as CSV, or import such a CSV",
+                       description="Export every stored review (reviewer, time, model, dataset, image, prediction, "
+                                   "verdict, note, and the automatic category) as CSV, or import one: the whole file "
+                                   "is checked first, and a bad row leaves the store unchanged.")
+    p.add_argument("action", choices=["export", "import"])
+    p.add_argument("file", type=Path, metavar="FILE")
+    p.add_argument("--reviewer", default=None, help="export: only this reviewer's reviews")
+    p.add_argument("--force", action="store_true", help="export: overwrite an existing FILE")
+    p.add_argument("--db", type=Path, default=None)
+    _add_wait(p)
 
     p = sub.add_parser("models", help="list the models in the store")
     p.add_argument("--db", type=Path, default=None)

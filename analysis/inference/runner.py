@@ -40,6 +40,27 @@ CHUNK_IMAGES = 512
 DATASETS = ("samples", "imagenet-val", "folder")
 
 
+class ArgumentError(ValueError):
+    """A bad argument of `predict`: the message names the CLI's option; `argument` is the parameter's name and
+    `problem` what is wrong without the CLI's fix, so another front end (the Run page) words the fix itself."""
+
+    def __init__(self, argument: str, problem: str, message: str) -> None:
+        super().__init__(message)
+        self.argument, self.problem = argument, problem
+
+
+class MissingPathError(ArgumentError, FileNotFoundError):
+    """An ArgumentError for a path that is not there (still a FileNotFoundError)."""
+
+
+def _model_error(exc: Exception, argument: str) -> ArgumentError:
+    """The registry's one-line "problem; fix" message as an ArgumentError of `argument` (same text, same type)."""
+    message = str(exc)
+    problem = message.split("; ")[0].removeprefix("--checkpoint ")
+    kind = MissingPathError if isinstance(exc, FileNotFoundError) else ArgumentError
+    return kind(argument, problem, message)
+
+
 @dataclass
 class ImageSet:
     """Images to predict: dataset name, `paths (N,)`, their `names (N,)` (images.file_name), `image_ids (N,)`,
@@ -84,10 +105,12 @@ def _samples(con) -> ImageSet:
 def _imagenet_val(root: Path | None) -> ImageSet:
     root = root or paths.imagenet_dir()
     if root is None:
-        raise ValueError(f"imagenet-val needs the validation images: set {paths.IMAGENET_ENV} or pass --images DIR")
+        raise ArgumentError("images", "imagenet-val needs the validation images",
+                            f"imagenet-val needs the validation images: set {paths.IMAGENET_ENV} or pass --images DIR")
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"--images {root} is not a folder of ImageNet validation images")
+        raise MissingPathError("images", f"{root} is not a folder of ImageNet validation images",
+                               f"--images {root} is not a folder of ImageNet validation images")
     found = {p.name: p for p in root.glob("ILSVRC2012_val_*.JPEG")} or \
         {p.name: p for p in root.glob("*/ILSVRC2012_val_*.JPEG")}
     found = {name: p for name, p in found.items() if VAL_FILE_RE.match(name)}
@@ -115,10 +138,12 @@ def folder_dataset(root: Path, con) -> str:
 
 def _folder(root: Path | None, con) -> ImageSet:
     if root is None:
-        raise ValueError("dataset 'folder' needs --images DIR (one sub-folder per wnid, e.g. n01440764/)")
+        raise ArgumentError("images", "dataset 'folder' needs a folder of images (one sub-folder per wnid, e.g. "
+                            "n01440764/)",
+                            "dataset 'folder' needs --images DIR (one sub-folder per wnid, e.g. n01440764/)")
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"--images {root} is not a folder")
+        raise MissingPathError("images", f"{root} is not a folder", f"--images {root} is not a folder")
     lookup = wnid_to_id()
     files: list[tuple[str, Path, int]] = []
     for sub in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -206,7 +231,8 @@ def _device(device: str) -> str:
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device={device!r} must be auto, cpu or cuda")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device=cuda but no CUDA GPU is available; use --device cpu or auto")
+        raise ArgumentError("device", "no CUDA GPU is available",
+                            "device=cuda but no CUDA GPU is available; use --device cpu or auto")
     return "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
 
 

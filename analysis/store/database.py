@@ -21,7 +21,7 @@ from analysis import paths
 from analysis.errors import UserError
 from analysis.store import queries, summary
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
 SQL_DIR = Path(__file__).with_name("sql")
 

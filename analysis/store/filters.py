@@ -6,7 +6,11 @@ import argparse
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Mapping
 
-_LIST_FIELDS = ("models", "categories", "superclasses", "families", "groups")
+_LIST_FIELDS = ("models", "categories", "superclasses", "families", "groups", "factors")
+_CLASS_FIELDS = ("target", "prediction")
+# review: "" (any), "reviewed" / "not_reviewed" (a user's review of the (image, prediction) mistake exists or not),
+# "disagrees" (a review whose verdict differs from the automatic category).
+REVIEW_STATES = ("", "reviewed", "not_reviewed", "disagrees")
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,10 @@ class ErrorFilter:
     groups: tuple[str, ...] = ()
     class_search: str = ""
     min_models: int = 1
+    review: str = ""
+    factors: tuple[str, ...] = ()  # ImageNet-X factor ids: the image shows any of them (imagenet-val only)
+    target: int | None = None  # one confusion: the image's target class id ...
+    prediction: int | None = None  # ... and / or the predicted class id
 
     def __post_init__(self) -> None:
         for name in _LIST_FIELDS:
@@ -30,6 +38,16 @@ class ErrorFilter:
             object.__setattr__(self, name, tuple(value))
         if not isinstance(self.min_models, int) or self.min_models < 1:
             raise ValueError(f"min_models={self.min_models!r} must be an integer >= 1")
+        if self.review not in REVIEW_STATES:
+            raise ValueError(f"review={self.review!r} must be one of {', '.join(repr(s) for s in REVIEW_STATES)}")
+        for name in _CLASS_FIELDS:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1000):
+                raise ValueError(f"{name}={value!r} must be a class id 0..999 or None")
+        if self.factors:
+            from analysis.knowledge import imagenet_x
+
+            imagenet_x.check_factors(self.factors)
 
     def with_(self, **changes) -> "ErrorFilter":
         return replace(self, **changes)
@@ -56,6 +74,14 @@ class ErrorFilter:
             kwargs["dataset"] = str(params["dataset"])
         if params.get("class_search"):
             kwargs["class_search"] = str(params["class_search"])
+        if params.get("review"):
+            kwargs["review"] = str(params["review"])
+        for name in _CLASS_FIELDS:
+            if params.get(name) not in (None, ""):
+                raw = str(params[name])
+                if not (raw.isascii() and raw.isdigit()):
+                    raise ValueError(f"{name}={raw!r} must be a class id 0..999")
+                kwargs[name] = int(raw)
         if params.get("min_models"):
             try:
                 kwargs["min_models"] = int(params["min_models"])
@@ -70,6 +96,8 @@ class ErrorFilter:
             models=tuple(args.model or ()), dataset=args.dataset, categories=tuple(args.category or ()),
             superclasses=tuple(args.superclass or ()), families=tuple(args.family or ()),
             groups=tuple(args.group or ()), class_search=args.class_search or "", min_models=args.min_models,
+            review=getattr(args, "review", None) or "", factors=tuple(getattr(args, "factor", None) or ()),
+            target=getattr(args, "target", None), prediction=getattr(args, "prediction", None),
         )
 
     def as_dict(self) -> dict:
@@ -81,8 +109,18 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", action="append", help="model id (repeatable)")
     parser.add_argument("--dataset", default=None, help="dataset, e.g. imagenet-val or samples")
     parser.add_argument("--category", action="append", help="category id, e.g. fine_grained (repeatable)")
-    parser.add_argument("--superclass", action="append", help="superclass id (repeatable)")
+    parser.add_argument("--superclass", action="append",
+                        help="superclass id, or a WordNet concept wn:<synset> such as wn:dog.n.01 (repeatable)")
     parser.add_argument("--family", action="append", help="model family (repeatable)")
     parser.add_argument("--group", action="append", choices=["organism", "artifact", "other"], help="class group")
     parser.add_argument("--class-search", default="", help="substring of the target or predicted class name")
     parser.add_argument("--min-models", type=int, default=1, help="only mistakes made by at least this many models")
+    parser.add_argument("--review", choices=[s for s in REVIEW_STATES if s], default=None,
+                        help="only mistakes a user reviewed, did not review, or reviewed with another verdict "
+                             "than the automatic category (disagrees)")
+    parser.add_argument("--target", type=int, default=None, metavar="CLASS_ID",
+                        help="only images of this target class (0-999); with --prediction: one confusion")
+    parser.add_argument("--prediction", type=int, default=None, metavar="CLASS_ID",
+                        help="only mistakes predicting this class (0-999)")
+    parser.add_argument("--factor", action="append", metavar="FACTOR",
+                        help="ImageNet-X factor of the image, e.g. pose (repeatable; imagenet-val images only)")

@@ -276,6 +276,24 @@ ORDER BY k.model_id, k.dataset, k.image_id
 """
 _KEY_ORDER = " ORDER BY p.model_id, p.dataset, p.image_id"
 _IN_SUPERCLASSES = "(SELECT class_id FROM class_superclasses WHERE list_contains($superclasses, superclass_id))"
+_IN_CONCEPTS = "list_contains($concept_classes::INTEGER[], {cls})"  # classes under the filter's WordNet concepts
+
+
+def superclass_params(values) -> tuple[list[str], list[int]]:
+    """(store superclass ids, class ids under the WordNet concepts `wn:<synset>`) of a filter's superclasses."""
+    from analysis.knowledge import concepts
+
+    return [v for v in values if not concepts.is_concept(v)], concepts.class_ids(v for v in values
+                                                                                if concepts.is_concept(v))
+# A review judges the (dataset, image, prediction) mistake, so it marks that mistake for every model making it.
+_REVIEWED = ("EXISTS (SELECT 1 FROM reviews r WHERE r.dataset = {rows}.dataset AND r.image_id = {rows}.image_id "
+             "AND r.prediction = {rows}.prediction{extra})")
+_REVIEW_CONDITIONS = {"reviewed": _REVIEWED.replace("{extra}", ""),
+                      "not_reviewed": "NOT " + _REVIEWED.replace("{extra}", ""),
+                      "disagrees": _REVIEWED.replace("{extra}", " AND r.verdict <> c.category")}
+# ImageNet-X annotates imagenet-val images by their validation index.
+_HAS_FACTORS = ("EXISTS (SELECT 1 FROM imagenet_x x WHERE {rows}.dataset = 'imagenet-val' "
+                "AND x.image_id = {rows}.image_id AND list_has_any(x.factors, $factors))")
 
 
 def error_where(flt: ErrorFilter, *, rows: str = "p") -> tuple[str, str, dict]:
@@ -305,13 +323,26 @@ def error_where(flt: ErrorFilter, *, rows: str = "p") -> tuple[str, str, dict]:
         where.append("list_contains($groups, tc.grp)")
         needs |= {"images", "target"}
     if flt.superclasses:
-        params["superclasses"] = list(flt.superclasses)
-        where.append(f"(i.target IN {_IN_SUPERCLASSES} OR {rows}.prediction IN {_IN_SUPERCLASSES})")
+        params["superclasses"], params["concept_classes"] = superclass_params(flt.superclasses)
+        where.append(f"(i.target IN {_IN_SUPERCLASSES} OR {rows}.prediction IN {_IN_SUPERCLASSES} "
+                     f"OR {_IN_CONCEPTS.format(cls='i.target')} OR {_IN_CONCEPTS.format(cls=rows + '.prediction')})")
         needs.add("images")
     if flt.class_search:
         params["class_search"] = flt.class_search.lower()
         where.append("(contains(lower(tc.name), $class_search) OR contains(lower(pc.name), $class_search))")
         needs |= {"images", "target", "prediction"}
+    if flt.review:
+        where.append(_REVIEW_CONDITIONS[flt.review].format(rows=rows))
+    if flt.factors:
+        params["factors"] = list(flt.factors)
+        where.append(_HAS_FACTORS.format(rows=rows))
+    if flt.target is not None:
+        params["target"] = flt.target
+        where.append("i.target = $target")
+        needs.add("images")
+    if flt.prediction is not None:
+        params["prediction"] = flt.prediction
+        where.append(f"{rows}.prediction = $prediction")
     joins = "\n    ".join(sql.format(rows=rows) for name, sql in _FILTER_JOINS.items() if name in needs)
     return joins, " AND ".join(where), params
 
@@ -334,3 +365,235 @@ def count_errors_sql(flt: ErrorFilter) -> tuple[str, dict]:
         return f"SELECT count(*) FROM ({_ERROR_KEYS.format(joins=joins, where=where)})", params
     joins, where, params = error_where(flt, rows="c")
     return f"SELECT coalesce(sum(c.models), 0) FROM pair_categories c {joins} WHERE {where}", params
+
+
+# The export's CSV text made in SQL, one finished line per row, as `export.to_csv` (pandas) writes it: NULL as an
+# empty cell, lists space-separated, floats "%.6g" (NaN empty), booleans True/False, and a cell quoted (quotes
+# doubled) when it holds a comma, a quote or a character of the line end. Column names come from our own query.
+_CSV_QUOTED = """CASE WHEN {cell} IS NULL THEN '' WHEN {special} THEN '"' || replace({cell}, '"', '""') || '"'
+    ELSE {cell} END"""
+
+
+def _csv_text(column: str, type_name: str) -> str:
+    """The SQL of one column as text before quoting (NULL stays NULL)."""
+    name = '"' + column.replace('"', '""') + '"'
+    if type_name.endswith("[]"):
+        return f"array_to_string({name}, ' ')"
+    if type_name in ("FLOAT", "DOUBLE"):
+        return f"CASE WHEN isnan({name}) THEN NULL ELSE printf('%.6g', {name}) END"
+    if type_name == "BOOLEAN":
+        return f"CASE WHEN {name} THEN 'True' WHEN NOT {name} THEN 'False' END"
+    return f"CAST({name} AS VARCHAR)"
+
+
+def errors_csv_sql(flt: ErrorFilter, columns: list[tuple[str, str]], *, eol: str) -> tuple[str, dict]:
+    """One VARCHAR column `line` (the CSV row and `eol`) per row of `errors_sql(flt)`, in its order; `columns`
+    are that query's (name, DuckDB type) pairs."""
+    sql, params = errors_sql(flt, limit=None, offset=0)
+    special_chars = sorted({",", '"', *eol})
+    params.update({f"csv_special_{i}": char for i, char in enumerate(special_chars)})
+    params["csv_eol"] = eol
+    texts = ",\n    ".join(f"{_csv_text(name, type_name)} AS c{i}" for i, (name, type_name) in enumerate(columns))
+    cells = []
+    for i in range(len(columns)):
+        special = " OR ".join(f"contains(c{i}, $csv_special_{j})" for j in range(len(special_chars)))
+        cells.append(_CSV_QUOTED.format(cell=f"c{i}", special=special))
+    line = " || ',' || ".join(cells) + " || $csv_eol"
+    return f"SELECT {line} AS line FROM (SELECT\n    {texts}\nFROM ({sql}) e)", params
+
+
+# --- sorted error pages and one row per image (Browse at scale) ---------------------------------------
+
+# sort name -> (ORDER BY of the key query, ORDER BY of the detail query); fixed SQL, never from user input.
+ERROR_SORTS = {
+    "models": ("c.models DESC, p.model_id, p.dataset, p.image_id",
+               "k.models_making_error DESC, k.model_id, k.dataset, k.image_id"),
+    "confidence": ("p.confidence DESC NULLS LAST, p.model_id, p.dataset, p.image_id",
+                   "k.confidence DESC NULLS LAST, k.model_id, k.dataset, k.image_id"),
+    "class": ("tc.name, pc.name, p.model_id, p.dataset, p.image_id",
+              "tc.name, pc.name, k.model_id, k.dataset, k.image_id"),
+    "category": ("list_position($category_order, c.category), p.model_id, p.dataset, p.image_id",
+                 "list_position($category_order, k.category), k.model_id, k.dataset, k.image_id"),
+    "image": ("p.model_id, p.dataset, p.image_id", "k.model_id, k.dataset, k.image_id"),
+}
+# sort name -> ORDER BY over the per-image aggregate `g` joined to its target class `tc`.
+IMAGE_SORTS = {
+    "models": "g.models_making_error DESC, g.dataset, g.image_id",
+    "confidence": "g.confidence DESC NULLS LAST, g.dataset, g.image_id",
+    "class": "tc.name, g.dataset, g.image_id",
+    "category": "g.category_rank, g.dataset, g.image_id",
+    "image": "g.dataset, g.image_id",
+}
+
+
+def _check_sort(sort: str, known: dict) -> None:
+    if sort not in known:
+        raise ValueError(f"sort={sort!r} is unknown; choose one of {tuple(known)}")
+
+
+def _sort_joins(flt: ErrorFilter) -> tuple[str, str, dict]:
+    """error_where plus the image and class joins a class sort reads."""
+    joins, where, params = error_where(flt)
+    for name in ("images", "target", "prediction"):
+        join = _FILTER_JOINS[name].format(rows="p")
+        if join not in joins:
+            joins += "\n    " + join
+    params["category_order"] = list(categories.IDS)
+    return joins, where, params
+
+
+def sorted_errors_sql(flt: ErrorFilter, *, sort: str, limit: int | None, offset: int) -> tuple[str, dict]:
+    """The rows of `export.errors_frame` for `flt` in `sort` order (ERROR_SORTS), paged when `limit`."""
+    _check_sort(sort, ERROR_SORTS)
+    joins, where, params = _sort_joins(flt)
+    if sort != "category":  # DuckDB refuses a named parameter the SQL does not use
+        params.pop("category_order")
+    keys = _ERROR_KEYS.format(joins=joins, where=where) + " ORDER BY " + ERROR_SORTS[sort][0]
+    if limit is not None:
+        params["limit"], params["offset"] = limit, offset
+        keys += " LIMIT $limit OFFSET $offset"
+    body = _ERRORS.format(keys=keys).rsplit("ORDER BY", 1)[0]
+    return body + "ORDER BY " + ERROR_SORTS[sort][1], params
+
+
+def error_images_sql(flt: ErrorFilter, *, sort: str, limit: int | None, offset: int) -> tuple[str, dict]:
+    """One row per image holding at least one error `flt` selects: dataset, image_id, file_name, target_id,
+    target_wnid, target_name, errors (rows of the filter on it), models_making_error (most of any of its
+    mistakes), confidence (highest wrong confidence), category_rank; in `sort` order (IMAGE_SORTS)."""
+    _check_sort(sort, IMAGE_SORTS)
+    joins, where, params = _sort_joins(flt)
+    sql = f"""
+        WITH keys AS ({_ERROR_KEYS.format(joins=joins, where=where)}),
+        g AS (SELECT dataset, image_id, count(*) AS errors, max(models_making_error) AS models_making_error,
+                     max(confidence) AS confidence, min(list_position($category_order, category)) AS category_rank
+              FROM keys GROUP BY dataset, image_id)
+        SELECT g.dataset, g.image_id, i.file_name, i.target AS target_id, tc.wnid AS target_wnid,
+               tc.name AS target_name, g.errors, g.models_making_error, g.confidence, g.category_rank
+        FROM g JOIN images i ON i.dataset = g.dataset AND i.image_id = g.image_id
+        JOIN classes tc ON tc.class_id = i.target
+        ORDER BY {IMAGE_SORTS[sort]}
+    """
+    if limit is not None:
+        params["limit"], params["offset"] = limit, offset
+        sql += " LIMIT $limit OFFSET $offset"
+    return sql, params
+
+
+def count_error_images_sql(flt: ErrorFilter) -> tuple[str, dict]:
+    """How many distinct images `error_images_sql` returns without a limit."""
+    joins, where, params = error_where(flt)
+    return (f"SELECT count(*) FROM (SELECT DISTINCT p.dataset, p.image_id FROM predictions p JOIN pair_categories c "
+            f"ON c.dataset = p.dataset AND c.image_id = p.image_id AND c.prediction = p.prediction {joins} "
+            f"WHERE {where})"), params
+
+
+# Every stored prediction of some images: one row per (model, image), with the pair's category.
+IMAGE_PREDICTIONS = """
+    SELECT p.dataset, p.image_id, p.model_id, p.prediction AS prediction_id, pc.name AS prediction_name,
+           pc.wnid AS prediction_wnid, p.confidence, i.target AS target_id,
+           coalesce(c.category, CASE WHEN p.prediction = i.target THEN 'correct' ELSE 'unclassified' END) AS category,
+           c.reason, coalesce(c.models, 0) AS models_making_error
+    FROM predictions p
+    JOIN images i ON i.dataset = p.dataset AND i.image_id = p.image_id
+    JOIN classes pc ON pc.class_id = p.prediction
+    LEFT JOIN pair_categories c ON c.dataset = p.dataset AND c.image_id = p.image_id AND c.prediction = p.prediction
+    WHERE p.dataset = $dataset AND list_contains($images, p.image_id)
+      AND (len($models) = 0 OR list_contains($models, p.model_id))
+    ORDER BY p.image_id, p.model_id
+"""
+
+# Other images of a dataset whose labels hold both classes (the evidence of a spurious correlation).
+COOCCURRENCE_IMAGES = """
+    SELECT i.image_id, i.file_name, i.target AS target_id, t.wnid AS target_wnid, t.name AS target_name, i.labels
+    FROM images i JOIN classes t ON t.class_id = i.target
+    WHERE i.dataset = $dataset AND list_contains(i.labels, $a) AND list_contains(i.labels, $b)
+      AND i.image_id <> $exclude
+    ORDER BY i.image_id
+    LIMIT $limit
+"""
+
+
+# --- the sidebar filter over aggregated views (overview, compare, zoo hierarchy) -------------------------
+
+ROW_FILTER_FIELDS = ("categories", "groups", "superclasses", "class_search", "min_models", "factors", "target",
+                     "prediction")
+
+
+def row_filter_sql(flt: ErrorFilter, *, image: str, target: str, predictions: tuple[str, ...],
+                   categories_: tuple[str, ...]) -> tuple[str, dict]:
+    """(condition, params): the filter's ROW_FILTER_FIELDS over rows of one image and one or more predictions.
+
+    The arguments are SQL expressions of the row, qualified by their table alias (`r.image_id`: a bare name would
+    bind to the subqueries' own columns), never user text. A row is kept when its target's
+    group is one of `groups`; its target or any prediction is in `superclasses` (store ids or WordNet concepts) and
+    its name contains `class_search`; any of `categories_` is one of `categories`; any prediction is a mistake made
+    by at least `min_models` stored models; the image shows one of `factors`; the target is `target` and a
+    prediction is `prediction` (one confusion). For one prediction this is
+    `error_where`'s condition, so a view's counts equal `export.count_errors` for the same filter. Needs `$dataset`.
+    """
+    where: list[str] = ["TRUE"]
+    params: dict = {}
+    classes_ = (target, *predictions)
+    if flt.categories:
+        params["rf_categories"] = list(flt.categories)
+        where.append("(" + " OR ".join(f"list_contains($rf_categories, {c})" for c in categories_) + ")")
+    if flt.groups:
+        params["rf_groups"] = list(flt.groups)
+        where.append(f"list_contains($rf_groups, (SELECT grp FROM classes WHERE class_id = {target}))")
+    if flt.superclasses:
+        params["rf_superclasses"], params["rf_concepts"] = superclass_params(flt.superclasses)
+        where.append("(" + " OR ".join(
+            f"{c} IN (SELECT class_id FROM class_superclasses WHERE list_contains($rf_superclasses, superclass_id)) "
+            f"OR list_contains($rf_concepts::INTEGER[], {c})" for c in classes_) + ")")
+    if flt.class_search:
+        params["rf_search"] = flt.class_search.lower()
+        where.append("(" + " OR ".join(
+            f"{c} IN (SELECT class_id FROM classes WHERE contains(lower(name), $rf_search))" for c in classes_) + ")")
+    if flt.min_models > 1:
+        params["rf_min_models"] = flt.min_models
+        where.append("(" + " OR ".join(
+            f"EXISTS (SELECT 1 FROM pair_categories k WHERE k.dataset = $dataset AND k.image_id = {image} "
+            f"AND k.prediction = {p} AND k.models >= $rf_min_models "
+            "AND k.category NOT IN ('correct', 'not_evaluated'))" for p in predictions) + ")")
+    if flt.target is not None:
+        params["rf_target"] = flt.target
+        where.append(f"{target} = $rf_target")
+    if flt.prediction is not None:
+        params["rf_prediction"] = flt.prediction
+        where.append("(" + " OR ".join(f"{p} = $rf_prediction" for p in predictions) + ")")
+    if getattr(flt, "factors", ()):
+        params["rf_factors"] = list(flt.factors)
+        where.append(f"EXISTS (SELECT 1 FROM imagenet_x x WHERE $dataset = 'imagenet-val' AND x.image_id = {image} "
+                     "AND list_has_any(x.factors, $rf_factors))")
+    return " AND ".join(where), params
+
+
+# --- several models in one transaction (publish.publish_models): `_batch` holds every row of the batch with its
+# model_id, `_batch_models` (m, model_id) the batch's models; `$dataset` is the one dataset they are written to ------
+
+BATCH_UNKNOWN_IMAGES = """
+    SELECT DISTINCT n.image_id FROM _batch n ANTI JOIN images i ON i.dataset = $dataset AND i.image_id = n.image_id
+    ORDER BY n.image_id LIMIT 5
+"""
+# Models that may have rows on $dataset: a models row or a summary row (every writer leaves one of them); only these
+# are counted in `predictions`, so the check does not scan the whole zoo for new models.
+BATCH_MAYBE_STORED = """
+    SELECT model_id FROM _batch_models WHERE model_id IN (SELECT model_id FROM models)
+        OR model_id IN (SELECT model_id FROM model_summary WHERE dataset = $dataset)
+    ORDER BY m
+"""
+AFFECTED_REMOVE_MODEL = """
+    INSERT INTO _affected SELECT image_id, prediction, -1 FROM predictions WHERE model_id = ? AND dataset = ?
+"""
+AFFECTED_ADD_BATCH = "INSERT INTO _affected SELECT image_id, prediction, 1 FROM _batch"
+# In the batch's order (by model, then image id: publish_models sorts), as PREDICTIONS_INSERT orders one model.
+PREDICTIONS_INSERT_BATCH = """
+    INSERT INTO predictions (model_id, dataset, image_id, prediction, top5, confidence, top5_confidence)
+    SELECT model_id, $dataset, image_id, prediction, top5, confidence, top5_confidence FROM _batch
+"""
+# The summary of the batch's models from `_batch` itself: after the write their rows on $dataset are exactly these.
+assert _SUMMARY_INSERT.count("FROM predictions p") == 1
+SUMMARY_INSERT_BATCH = _SUMMARY_INSERT.replace(
+    "FROM predictions p",
+    "FROM (SELECT model_id, $dataset AS dataset, image_id, prediction FROM _batch) p", 1,
+).format(where="TRUE", per_class_counts=_SUMMARY_PER_CLASS, sums=_SUMMARY_SUMS)

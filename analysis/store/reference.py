@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from analysis import paths
-from analysis.store import database, publish, queries
+from analysis.store import database, factors, publish, queries
 from analysis.store.database import StoreError
 
 # Files whose content decides the category of a pair (with the active superclass file): a change re-classifies
@@ -136,6 +136,16 @@ def _experts_frame(missing: list[str]) -> pd.DataFrame | None:
     return pd.concat(frames, ignore_index=True).rename(columns={"image_index": "image_id"})
 
 
+def _imagenet_x_frame(progress: bool) -> tuple[pd.DataFrame | None, str]:
+    """The ImageNet-X annotations (sha256-verified) when the optional imagenet-x package is installed, and a note."""
+    from analysis.knowledge import imagenet_x
+
+    if not imagenet_x.available():
+        return None, f"not installed: {imagenet_x.INSTALL}"
+    _say("loading the ImageNet-X factor annotations (CC BY-NC 4.0)", progress)
+    return imagenet_x.load(), f"imagenet-x {imagenet_x.VERSION}, sha256 {imagenet_x.SHA256[imagenet_x.MULTI_FACTOR][:16]}"
+
+
 def classifier_fingerprint() -> str:
     """sha256 over the active superclass definitions, the other knowledge files and the classifier's sources."""
     from analysis.knowledge import superclasses
@@ -182,6 +192,7 @@ def build(path: Path | str | None = None, *, progress: bool = True) -> dict[str,
         _say("loading expert labels and the paper's model zoo", progress)
         experts_df = _experts_frame(missing)
         paper_models, paper_stats = _paper_frames(missing)
+        imagenet_x_df, imagenet_x_note = _imagenet_x_frame(progress)
         fingerprint = classifier_fingerprint()
         with database.transaction(con):
             for table, frame in (("classes", classes_df), ("superclasses", superclasses_df),
@@ -196,6 +207,8 @@ def build(path: Path | str | None = None, *, progress: bool = True) -> dict[str,
                 con.execute(queries.IMAGES_DELETE, [row[0]])
                 database.insert_frame(con, queries.IMAGES_INSERT, images, [row[0]])
                 _say(f"images of {row[0]}: {images.num_rows} rows", progress)
+            factors.replace_annotations(con, imagenet_x_df)
+            _say(f"imagenet_x: {0 if imagenet_x_df is None else len(imagenet_x_df)} rows ({imagenet_x_note})", progress)
             con.execute(queries.COOCCURRENCE_DELETE, ["real"])
             database.insert_frame(con, queries.COOCCURRENCE_INSERT, cooc, ["real"])
             _say(f"cooccurrence: {len(cooc)} class pairs", progress)
@@ -209,7 +222,7 @@ def build(path: Path | str | None = None, *, progress: bool = True) -> dict[str,
                                ("superclasses_file", str(definitions.path)),
                                ("superclasses_sha256", definitions.sha256),
                                ("superclasses_format", definitions.format),
-                               ("superclasses", definitions.describe())):
+                               ("superclasses", definitions.describe()), ("imagenet_x", imagenet_x_note)):
                 con.execute(queries.META_SET, [key, value])
         counts = {t: c[0] for t, c in database.table_checksums(con).items()}
     finally:

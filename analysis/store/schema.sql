@@ -2,7 +2,8 @@
 -- every later version: v2 adds runs.shard, runs.options, the prediction_staging table of resumable runs and
 -- pair_categories.models, the number of stored models that predict the pair; v3 adds model_summary, the
 -- per-model × dataset × group figures the dashboard reads; v4 adds the file identity of staged rows and the
--- holder of a running run: runs.pid, host, pid_start, held_since).
+-- holder of a running run: runs.pid, host, pid_start, held_since; v5 adds reviews, the user's own verdicts that
+-- build never touches, and imagenet_x, the optional ImageNet-X factor annotations of imagenet-val).
 -- Class ids are SMALLINT 0-999; images are addressed by (dataset, image_id), image_id = 0-based
 -- index within the dataset (validation file order for imagenet-val, class id order for samples).
 
