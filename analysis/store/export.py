@@ -8,15 +8,24 @@ where one exists and how many stored models make the same mistake.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
+import json
 import os
+import shutil
 import stat
+import subprocess
+import sys
+import tempfile
 import uuid
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Callable, Iterator, TypeVar
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from analysis import paths
 from analysis.errors import UserError
@@ -32,6 +41,7 @@ COLUMNS = ("model_id", "dataset", "image_id", "file_name", "target_id", "target_
 # A DuckDB file starts with an 8-byte checksum and then these bytes; an export never writes over one.
 DUCKDB_MAGIC, DUCKDB_MAGIC_OFFSET = b"DUCK", 8
 DUCKDB_SUFFIXES = (".duckdb", ".wal")
+T = TypeVar("T")
 
 
 def _check(flt, limit, offset) -> None:
@@ -134,15 +144,22 @@ def write_csv(frame: pd.DataFrame, output: Path | str, *, store: Path | str | No
     target = check_output(output, store=store, force=force)
     data = to_csv(frame).encode()
     try:
-        _replace(target, data)
+        _replace(target, lambda fd, _temporary: _write_all(fd, data))
     except OSError as exc:
         raise UserError(f"cannot write export output {output}: {exc.strerror or exc}; nothing was written and an "
                         "existing file there is unchanged") from None
     return target
 
 
-def _replace(target: Path, data: bytes) -> None:
-    """Put `data` at `target` by writing a temporary file next to it and renaming it over `target`."""
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _replace(target: Path, write: Callable[[int, Path], T]) -> T:
+    """Put what `write(fd, temporary)` writes at `target` through a temporary file next to it renamed over `target`;
+    return what `write` returns. On any failure no temporary file or new folder is left and `target` is unchanged."""
     created = [folder for folder in reversed(target.parents) if not folder.exists()]
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
     made = False
@@ -153,13 +170,12 @@ def _replace(target: Path, data: bytes) -> None:
         try:
             if target.exists():  # --force keeps the replaced file's permissions
                 os.chmod(fd, stat.S_IMODE(target.stat().st_mode))
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            result = write(fd, temporary)
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(temporary, target)
+        return result
     except BaseException:
         if made:
             with suppress(OSError):
@@ -170,18 +186,165 @@ def _replace(target: Path, data: bytes) -> None:
         raise
 
 
+# --- streaming: the bytes of `to_csv(errors_frame(...))`, formatted by DuckDB, in constant memory ------------------
+
+BATCH_ROWS = 100_000  # rows per record batch read from DuckDB and written at once
+MEMORY_LIMIT = "256MB"  # DuckDB's memory while streaming an export; its sort spills to disk beyond it
+
+
+def _columns(con: duckdb.DuckDBPyConnection, flt: ErrorFilter) -> list[tuple[str, str]]:
+    """(name, DuckDB type) of each column `errors_frame` returns, read from an empty page."""
+    sql, params = queries.errors_sql(flt, limit=0, offset=0)
+    return [(column[0], str(column[1])) for column in con.execute(sql, params).description]
+
+
+def _header(columns: list[tuple[str, str]]) -> bytes:
+    special = {",", '"', *os.linesep}
+    cells = ['"' + name.replace('"', '""') + '"' if special & set(name) else name for name, _ in columns]
+    return (",".join(cells) + os.linesep).encode()
+
+
+def _line_bytes(lines: pa.Array) -> memoryview:
+    """The values of a string array (each a finished CSV line) back to back, without copying them."""
+    if not (pa.types.is_string(lines.type) or pa.types.is_large_string(lines.type)):
+        lines = lines.cast(pa.large_string())
+    _, offsets, data = lines.buffers()
+    if data is None or len(lines) == 0:
+        return memoryview(b"")
+    kind = np.dtype(np.int64 if pa.types.is_large_string(lines.type) else np.int32)
+    bounds = np.frombuffer(offsets, dtype=kind, count=len(lines) + 1, offset=lines.offset * kind.itemsize)
+    return memoryview(data)[int(bounds[0]):int(bounds[-1])]
+
+
+def stream_csv(con: duckdb.DuckDBPyConnection, flt: ErrorFilter, fd: int) -> int:
+    """Write to the open file descriptor `fd` the bytes of `to_csv(errors_frame(con, flt))`, made by DuckDB one
+    record batch at a time; return the number of rows."""
+    _check(flt, None, 0)
+    columns = _columns(con, flt)
+    sql, params = queries.errors_csv_sql(flt, columns, eol=os.linesep)
+    _write_all(fd, _header(columns))
+    rows = 0
+    for batch in con.sql(sql, params=params).to_arrow_reader(BATCH_ROWS):
+        _write_all(fd, _line_bytes(batch.column(0)))
+        rows += batch.num_rows
+    return rows
+
+
+@contextmanager
+def _bounded(con: duckdb.DuckDBPyConnection, spill: Path) -> Iterator[None]:
+    """DuckDB's memory limit at MEMORY_LIMIT and its spill folder at `spill` (removed after) for the block."""
+    before = database.first(con, "SELECT current_setting('memory_limit'), current_setting('temp_directory')", [])
+    con.execute("SET memory_limit = ?", [MEMORY_LIMIT])
+    with suppress(duckdb.Error):  # refused once this database has spilled elsewhere: it keeps that folder
+        con.execute("SET temp_directory = ?", [str(spill)])
+    try:
+        yield
+    finally:
+        con.execute("SET memory_limit = ?", [before[0]])
+        with suppress(duckdb.Error):
+            con.execute("SET temp_directory = ?", [before[1]])
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def export_csv(flt: ErrorFilter, output: Path | str, *, db: Path | str | None = None, force: bool = False) -> int:
+    """Write the errors `flt` selects in the store `db` (default `paths.db_path()`) to `output` (checked by
+    `check_output`; replaced atomically as `write_csv` does) in constant memory; return the number of rows."""
+    _check(flt, None, 0)
+    target = check_output(output, store=db, force=force)
+    con = database.connect(db, read_only=True)
+    try:
+        def write(fd: int, temporary: Path) -> int:
+            with _bounded(con, temporary.with_name(temporary.name + ".spill")):
+                return stream_csv(con, flt, fd)
+
+        try:
+            return _replace(target, write)
+        except OSError as exc:
+            raise UserError(f"cannot write export output {output}: {exc.strerror or exc}; nothing was written and an "
+                            "existing file there is unchanged") from None
+    finally:
+        con.close()
+
+
 def cli_export(args: argparse.Namespace) -> int:
     """`python -m analysis export OUT.csv [--force] [filters]`."""
     check_output(args.output, store=args.db, force=args.force)  # before the query: a refused output fails fast
     flt = ErrorFilter.from_args(args)
     con = database.connect(args.db, read_only=True)
     try:
-        frame = errors_frame(con, flt)
         classified_with = database.meta(con).get("superclasses", "not recorded (store built before they were)")
     finally:
         con.close()
     output = Path(args.output)
-    write_csv(frame, output, store=args.db, force=args.force)
-    print(f"wrote {len(frame)} errors to {output}")
+    rows = export_csv(flt, output, db=args.db, force=args.force)
+    print(f"wrote {rows} errors to {output}")
     print(f"superclasses: {classified_with}")  # the sidecar line: which definitions made these categories
+    return 0
+
+
+# --- the dashboard's full download: the CLI's streamed export, built once on disk in a child process -------------
+
+DOWNLOADS_ENV = "IMAGENET_ERRORS_DOWNLOADS"  # the folder of built downloads (default: a per-user temporary folder)
+KEEP_DOWNLOADS = 4  # built files kept (most recently used); older ones are removed after each build
+_CHILD = "from analysis.store.export import _download_child; raise SystemExit(_download_child())"
+
+
+def downloads_dir() -> Path:
+    """Where the dashboard's full downloads are built (`IMAGENET_ERRORS_DOWNLOADS`, else a temporary folder)."""
+    return Path(os.environ.get(DOWNLOADS_ENV) or Path(tempfile.gettempdir()) / f"imagenet-errors-downloads-{os.getuid()}")
+
+
+def download_path(flt: ErrorFilter, *, db: Path | str | None = None) -> Path:
+    """The file `build_download` writes for `flt` on this version (path, mtime, size) of the store `db`."""
+    _check(flt, None, 0)
+    store = Path(db) if db is not None else paths.db_path()
+    info = store.stat()
+    key = json.dumps([str(store.resolve()), info.st_mtime_ns, info.st_size, flt.as_dict()], sort_keys=True,
+                     default=list)
+    return downloads_dir() / f"errors-{hashlib.sha256(key.encode()).hexdigest()[:24]}.csv"
+
+
+def build_download(flt: ErrorFilter, *, db: Path | str | None = None, timeout: float = 3600) -> Path:
+    """The errors `flt` selects as the CSV file `export_csv` writes, built (once per store version and filter) by a
+    child process so that the caller's memory stays flat; UserError with the child's message when that fails."""
+    path = download_path(flt, db=db)
+    if path.is_file():
+        os.utime(path)  # recently used: kept by the clean-up
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the downloads folder {path.parent}: {exc.strerror or exc}; set "
+                        f"{DOWNLOADS_ENV} to a writable folder") from None
+    store = Path(db) if db is not None else paths.db_path()
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    try:
+        done = subprocess.run([sys.executable, "-c", _CHILD, str(store), str(path)], input=json.dumps(
+            flt.as_dict(), default=list), env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"building the CSV took over {timeout:.0f} s and was stopped; narrow the filter or run "
+                        f"`python -m analysis export`") from None
+    if done.returncode != 0:
+        lines = (done.stderr.strip() or f"exit code {done.returncode}").splitlines()
+        raise UserError(lines[-1].removeprefix("error: "))
+    _clean_downloads(path.parent)
+    return path
+
+
+def _clean_downloads(folder: Path) -> None:
+    built = sorted(folder.glob("errors-*.csv"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in built[KEEP_DOWNLOADS:]:
+        with suppress(OSError):
+            old.unlink()
+
+
+def _download_child() -> int:
+    """The child of `build_download`: argv store and output, the filter as JSON on stdin."""
+    store, output = sys.argv[1:3]
+    try:
+        export_csv(ErrorFilter(**json.loads(sys.stdin.read())), output, db=store, force=True)
+    except (UserError, ValueError, TypeError, FileNotFoundError, OSError, duckdb.Error) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     return 0

@@ -6,10 +6,11 @@ Layout: `imagenet/samples_info.npz` (`sample_files`, `targets`: the ImageFolder 
 `arch`, `arch_family`, `training_data`, `num_params`, ...); `<model_dir_id>` is the model id with `/` written as `--`.
 Only `top1` and `top5` are read (never `probs`, never a pickle); everything else in the archive is ignored.
 
-Each model is written by `publish.publish_predictions` in its own transaction (predictions, the classification of the
-pairs no stored model made yet, its summary and its `models` row, source `paper`). A bad model stops the import with a
-message naming its folder and member: the models written before it stay, and a rerun skips every model already stored
-with all its predictions, so it resumes where it stopped.
+Models are written in batches of `BATCH_MODELS` by `publish.publish_models`, one transaction per batch (predictions,
+one classification of the batch's pairs that no stored model made yet, the summaries and the `models` rows, source
+`paper`). A bad model stops the import with a message naming its folder and member: the models read before it are
+written first and stay, and a rerun skips every model already stored with all its predictions, so it resumes where it
+stopped (an interrupt or a failed write loses at most the batch being written).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ MAX_METADATA_BYTES = 1 << 20
 MAX_ARRAY_BYTES = 64 << 20  # top1, top5 and samples_info's arrays are a few MB each
 MAX_PREDS_BYTES = 8 << 30  # a preds.npz with float32 probs is ~200 MB
 _CHUNK = 1 << 20
+BATCH_MODELS = 32  # models per transaction: ~20 MB of pending predictions, pairs classified once per batch
 
 
 def _role(path: PurePosixPath) -> tuple[str, str | None] | None:
@@ -205,6 +207,7 @@ class _Zoo:
         self.spool: tempfile.TemporaryDirectory | None = None
         self.skipped: set[str] = set()
         self.published: dict[str, _Model] = {}
+        self.pending: list[tuple[publish.ModelRecord, object]] = []  # read, not yet written: (record, rows)
         self.counts = {"imported": 0, "skipped": 0, "predictions": 0, "new_pairs": 0}
 
     def where(self, member: str) -> str:
@@ -266,16 +269,24 @@ class _Zoo:
         preds = np.load(model.preds) if isinstance(model.preds, Path) else model.preds
         rows_of = self.rows_of
         rows = publish.prediction_table(self.order[rows_of], preds[rows_of, 0], top5=preds[rows_of, 1:])
-        record = model.record
-        stored = publish.existing_predictions(self.con, record.model_id, DATASET)
-        out = publish.publish_predictions(self.con, record, DATASET, rows, mode="replace" if stored else "new")
-        self.counts["imported"] += 1
-        self.counts["predictions"] += out["predictions"]
-        self.counts["new_pairs"] += out["new_pairs"]
         del self.models[model.folder]
         self.published[model.folder] = _Model(model.folder, model.members)  # its names, for a second copy's message
-        self.bar.update(1)
-        self.bar.set_postfix_str(f"{record.model_id}, {self.counts['new_pairs']} pairs classified", refresh=False)
+        self.pending.append((model.record, rows))
+        if len(self.pending) >= BATCH_MODELS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending models in one transaction (a model stored in part is replaced: a resume)."""
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
+        out = publish.publish_models(self.con, DATASET, batch, replace=True)
+        self.counts["imported"] += out["models"]
+        self.counts["predictions"] += out["predictions"]
+        self.counts["new_pairs"] += out["new_pairs"]
+        self.bar.update(out["models"])
+        self.bar.set_postfix_str(f"{batch[-1][0].model_id}, {self.counts['new_pairs']} pairs classified",
+                                 refresh=False)
 
     def finish(self) -> None:
         """Errors for what the archive lacks: samples_info, or one of a model's two files."""
@@ -419,7 +430,15 @@ def import_artefacts(path: Path | str, *, db: Path | str | None = None, con=None
             zoo = _Zoo(con, path, set(), bar)
             zoo.done = _complete_models(con, len(zoo.images.ids))
             try:
-                (_read_folder if path.is_dir() else _read_archive)(zoo, path)
+                try:
+                    (_read_folder if path.is_dir() else _read_archive)(zoo, path)
+                except Exception:
+                    try:  # the models read before the bad one stay, as if written one by one
+                        zoo.flush()
+                    except Exception:  # noqa: S110 - the reading error is the one to report; a rerun resumes
+                        pass
+                    raise
+                zoo.flush()
                 zoo.finish()
             finally:
                 if zoo.spool is not None:

@@ -1,8 +1,9 @@
 """The atomic write of a model's predictions: one transaction stores its predictions, classifies the
 (image, prediction) pairs not classified yet, recomputes its summary and upserts the model row (DESIGN §5).
 
-A failure anywhere rolls all of it back. `reclassify` classifies every stored pair again (after a change of
-knowledge).
+A failure anywhere rolls all of it back. `publish_models` writes several models' whole predictions in one transaction
+(a bulk import: the batch's new pairs classified once, the summaries computed from the batch's rows). `reclassify`
+classifies every stored pair again (after a change of knowledge).
 """
 
 from __future__ import annotations
@@ -250,6 +251,86 @@ def publish_predictions(con: duckdb.DuckDBPyConnection, model: ModelRecord, data
             con.execute(queries.STAGING_DELETE, [run_id])
             con.execute(queries.RUN_FINISH, ["done", None, float(run_seconds), run_id])
     return {"predictions": rows.num_rows, "new_pairs": new_pairs}
+
+
+def classify_new_pairs(con: duckdb.DuckDBPyConnection, dataset: str, pairs: pa.Table) -> int:
+    """Classify the distinct (image_id, prediction) pairs of `pairs` not yet in pair_categories; returns how many.
+
+    Runs in the caller's transaction; the new pairs get `models` = 0 (the caller adjusts the counts).
+    """
+    if not isinstance(pairs, pa.Table) or not {"image_id", "prediction"} <= set(pairs.column_names):
+        got = pairs.column_names if isinstance(pairs, pa.Table) else type(pairs).__name__
+        raise TypeError(f"pairs ({got}) must be a pyarrow Table with columns image_id and prediction")
+    with database.registered(con, pairs.select(["image_id", "prediction"])):
+        return _classify_incoming(con, dataset, queries.UNCLASSIFIED_PAIRS, [dataset])
+
+
+def _sorted_rows(model_id: str, rows: pa.Table) -> pa.Table:
+    """`rows` by image id; ValueError naming the model when an image id appears twice."""
+    image_ids = rows["image_id"].to_numpy()
+    if len(image_ids) > 1 and not (np.diff(image_ids) > 0).all():
+        order = np.argsort(image_ids, kind="stable")
+        ordered = image_ids[order]
+        repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+        if len(repeated):
+            raise ValueError(f"model {model_id!r}: image ids {repeated[:5].tolist()} appear more than once in its "
+                             "rows; pass one prediction per image")
+        rows = rows.take(pa.array(order))
+    return rows
+
+
+def publish_models(con: duckdb.DuckDBPyConnection, dataset: str, batch: list[tuple[ModelRecord, pa.Table]], *,
+                   replace: bool = False) -> dict[str, int]:
+    """Write several models' whole predictions on `dataset` in ONE transaction (a bulk import, e.g. the paper's zoo).
+
+    `batch`: (ModelRecord, rows from `prediction_table`) per model, each model once. Like `publish_predictions` in
+    mode `new` (or `replace` when `replace`) for each, but the batch's new pairs are classified once, the pair model
+    counts adjusted once, and the summaries computed from the batch's rows. Returns counts.
+    """
+    if not isinstance(batch, (list, tuple)) or not batch:
+        raise ValueError(f"batch={batch!r} must be a non-empty list of (ModelRecord, pyarrow Table) pairs")
+    for item in batch:
+        if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], ModelRecord)):
+            raise TypeError(f"batch item {item!r} must be a (analysis.store.publish.ModelRecord, pyarrow Table) pair")
+        if not isinstance(item[1], pa.Table) or item[1].num_rows == 0:
+            raise ValueError(f"rows of model {item[0].model_id!r} must be a non-empty pyarrow Table from "
+                             "analysis.store.publish.prediction_table")
+    ids = [model.model_id for model, _ in batch]
+    if len(set(ids)) != len(ids):
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        raise ValueError(f"model ids {twice} appear more than once in the batch; pass each model once")
+    columns = ["image_id", "prediction", "top5", "confidence", "top5_confidence"]
+    tables = [_sorted_rows(model.model_id, r.select(columns)) for model, r in batch]
+    rows = pa.concat_tables(tables, promote_options="default")
+    m = np.repeat(np.arange(len(batch), dtype=np.int32), [r.num_rows for r in tables])
+    rows = rows.append_column("model_id", pa.array(ids, pa.string()).take(pa.array(m)))
+    names = pa.table({"m": pa.array(np.arange(len(batch), dtype=np.int32)), "model_id": pa.array(ids, pa.string())})
+    with database.transaction(con):
+        if database.first(con, queries.DATASET_GET, [dataset]) is None:
+            raise ValueError(f"dataset={dataset!r} is not in the store; run `python -m analysis build` first")
+        check_superclasses(con)
+        records = [merged_record(con, model) for model, _ in batch]
+        with database.registered(con, rows, "_batch"), database.registered(con, names, "_batch_models"):
+            unknown = [r[0] for r in con.execute(queries.BATCH_UNKNOWN_IMAGES, {"dataset": dataset}).fetchall()]
+            if unknown:
+                raise ValueError(f"image ids {unknown} are not images of dataset {dataset!r}")
+            con.execute(queries.AFFECTED_CREATE)
+            for (model_id,) in con.execute(queries.BATCH_MAYBE_STORED, {"dataset": dataset}).fetchall():
+                if not replace:
+                    check_new_model(con, model_id, dataset)
+                    continue
+                con.execute(queries.AFFECTED_REMOVE_MODEL, [model_id, dataset])
+                con.execute(queries.PREDICTIONS_DELETE, [model_id, dataset])
+            con.execute(queries.PREDICTIONS_INSERT_BATCH, {"dataset": dataset})
+            new_pairs = classify_new_pairs(con, dataset, rows)
+            con.execute(queries.AFFECTED_ADD_BATCH)
+            con.execute(queries.PAIRS_ADJUST, {"dataset": dataset})
+            for model_id in ids:
+                con.execute(queries.SUMMARY_DELETE_MODEL, [model_id, dataset])
+            con.execute(queries.SUMMARY_INSERT_BATCH, {**queries.SUMMARY_PARAMS, "dataset": dataset})
+        for record in records:
+            con.execute(queries.MODEL_UPSERT, record.sql_params())
+    return {"models": len(batch), "predictions": rows.num_rows, "new_pairs": new_pairs}
 
 
 

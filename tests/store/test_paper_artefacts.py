@@ -428,3 +428,23 @@ def test_a_missing_store_is_not_created(case, zoo, tmp_path, capsys):
     code, out, err = _run(db, _layout(tmp_path / "artefacts", zoo, [ONE]), capsys)
     assert code == 2 and err.count("\n") == 1 and case.message in err, err
     assert not db.exists()
+
+
+def test_models_are_written_in_batches_and_a_bad_one_keeps_those_before(store_copy, zoo, tmp_path, capsys,
+                                                                       monkeypatch):
+    monkeypatch.setattr(paper_artefacts, "BATCH_MODELS", 2)  # 4 models: batches of 2, the bad last one alone
+    bad = _layout(tmp_path / "bad", zoo)
+    last = sorted(MODELS, key=lambda m: m.replace("/", "--"))[-1]
+    _npz(bad / "imagenet" / last.replace("/", "--") / "preds.npz", top1=np.zeros(N, int), top5=np.ones((N, 5), int))
+    code, out, err = _run(store_copy, _tar(bad, tmp_path / "models-imagenet.tar.gz"), capsys)
+    assert code == 2 and "differs from top5[0]" in err and err.count("\n") == 1
+    con = database.connect(store_copy, read_only=True)
+    try:  # the first batch (2 models) was committed by size, the third model by the error
+        stored = {r[0] for r in con.execute("SELECT model_id FROM models WHERE source = 'paper'").fetchall()}
+        transactions = con.execute("SELECT count(DISTINCT created_at) FROM models WHERE source = 'paper'").fetchone()
+    finally:
+        con.close()
+    assert stored == set(MODELS) - {last} and transactions[0] == 2
+    code, out, err = _run(store_copy, _layout(tmp_path / "good", zoo), capsys)
+    assert code == 0 and "imported 1 models" in out and "3 already stored" in out
+    _assert_stored(store_copy, zoo)

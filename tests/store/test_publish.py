@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from analysis import cli
-from analysis.store import database, publish
+from analysis.store import database, publish, summary
 from tests.bad_inputs import BadInput, cases
 
 
@@ -96,3 +98,84 @@ def test_predict_refuses_a_model_id_with_control_characters(case, store_copy, ca
 def test_model_ids_may_be_any_printable_text():
     assert publish.ModelRecord("efficientnet-lite0 (ImageNet-21k) ß/é", "run").model_id == \
         "efficientnet-lite0 (ImageNet-21k) ß/é"
+
+
+def _three_models() -> list[tuple[publish.ModelRecord, pa.Table]]:
+    """Three models on the 50 sample images sharing some mistakes; the first replaces the stored efficientnet-lite0."""
+    rng = np.random.default_rng(5)
+    ids = np.arange(50)
+    out = []
+    for model_id in ("efficientnet-lite0", "batch-a", "batch-b"):
+        predictions = np.where(rng.random(50) < 0.5, rng.integers(0, 1000, 50), ids * 7 % 1000)
+        top5 = (predictions[:, None] + np.arange(5)[None, :]) % 1000
+        out.append((publish.ModelRecord(model_id, "import", family="cnn" if model_id != "efficientnet-lite0" else None),
+                    publish.prediction_table(ids, predictions, top5=top5)))
+    return out
+
+
+def test_a_batch_stores_what_publishing_one_by_one_stores(store_copy, small_store, tmp_path):
+    one_by_one = tmp_path / "one-by-one.duckdb"
+    shutil.copy(small_store, one_by_one)
+    batch = _three_models()
+    con = database.connect(one_by_one)
+    try:
+        new_pairs = sum(publish.publish_predictions(con, record, "samples", rows, mode="replace")["new_pairs"]
+                        for record, rows in batch)
+        expected = database.table_checksums(con, exclude=("models",))
+        expected_models = con.execute("SELECT model_id, source, arch, family, params FROM models ORDER BY 1").fetchall()
+    finally:
+        con.close()
+    con = database.connect(store_copy)
+    try:
+        out = publish.publish_models(con, "samples", batch, replace=True)
+        assert database.table_checksums(con, exclude=("models",)) == expected
+        assert con.execute("SELECT model_id, source, arch, family, params FROM models ORDER BY 1").fetchall() == \
+            expected_models
+        # the summaries computed from the batch's rows equal a recomputation from the stored predictions
+        summary.refresh_summary(con)
+        assert database.table_checksums(con, exclude=("models",)) == expected
+    finally:
+        con.close()
+    assert out == {"models": 3, "predictions": 150, "new_pairs": new_pairs} and new_pairs > 0
+
+
+def test_a_batch_is_one_transaction(store_copy):
+    batch = _three_models()
+    con = database.connect(store_copy)
+    try:
+        before = database.table_checksums(con)
+        with pytest.raises(ValueError, match="model id 'efficientnet-lite0' already has 50 predictions on samples"):
+            publish.publish_models(con, "samples", batch)  # not replace: the stored model is refused
+        bad = batch[1:] + [(publish.ModelRecord("batch-c", "import"),
+                            publish.prediction_table(np.array([0, 5000]), np.array([1, 2])))]
+        with pytest.raises(ValueError, match=r"image ids \[5000\] are not images of dataset 'samples'"):
+            publish.publish_models(con, "samples", bad)
+        twice = batch[1:] + [(publish.ModelRecord("batch-c", "import"),
+                              publish.prediction_table(np.array([3, 3]), np.array([1, 2])))]
+        with pytest.raises(ValueError, match=r"model 'batch-c': image ids \[3\] appear more than once"):
+            publish.publish_models(con, "samples", twice)
+        with pytest.raises(ValueError, match=r"model ids \['batch-a'\] appear more than once in the batch"):
+            publish.publish_models(con, "samples", [batch[1], batch[1]])
+        with pytest.raises(ValueError, match="dataset='nope' is not in the store"):
+            publish.publish_models(con, "nope", batch[1:])
+        assert database.table_checksums(con) == before
+        publish.publish_models(con, "samples", batch[1:])
+        assert con.execute("SELECT count(*) FROM predictions WHERE model_id LIKE 'batch-%'").fetchone()[0] == 100
+    finally:
+        con.close()
+
+
+def test_classify_new_pairs_classifies_each_pair_once(store_copy):
+    con = database.connect(store_copy)
+    try:
+        with pytest.raises(TypeError, match=r"pairs \(\['image_id'\]\) must be a pyarrow Table with columns image_id"):
+            publish.classify_new_pairs(con, "samples", pa.table({"image_id": [1]}))
+        stored = con.execute("SELECT count(*) FROM pair_categories").fetchone()[0]
+        pairs = pa.table({"image_id": pa.array([0, 0, 1, 2], pa.int32()), "prediction": pa.array([999, 999, 998, 997],
+                                                                                                 pa.int16())})
+        with database.transaction(con):
+            assert publish.classify_new_pairs(con, "samples", pairs) == 3
+            assert publish.classify_new_pairs(con, "samples", pairs) == 0
+        assert con.execute("SELECT count(*) FROM pair_categories").fetchone()[0] == stored + 3
+    finally:
+        con.close()
