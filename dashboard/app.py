@@ -11,7 +11,8 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboard/ on the pat
 
 import streamlit as st  # noqa: E402
 
-from dashboard import access, db, state  # noqa: E402
+from analysis.knowledge import concepts  # noqa: E402
+from dashboard import access, db, scope, state  # noqa: E402
 
 PAGES = Path(__file__).resolve().parent / "app_pages"
 
@@ -24,6 +25,7 @@ pages = [
     st.Page(PAGES / "compare.py", title="Compare models", icon=":material/compare:", url_path="compare"),
     st.Page(PAGES / "experts.py", title="Experts", icon=":material/groups:", url_path="experts"),
     st.Page(PAGES / "zoo.py", title="Model zoo", icon=":material/scatter_plot:", url_path="zoo"),
+    st.Page(PAGES / "factors.py", title="ImageNet-X factors", icon=":material/category:", url_path="factors"),
 ]
 READ_ONLY = access.read_only()
 if not READ_ONLY:  # the one page that writes (runs a model, builds the store)
@@ -67,10 +69,14 @@ def _store_ready() -> bool:
         return False
     dataset = st.session_state.get(state.FILTER_KEYS["dataset"]) or datasets[0]
     on_dataset = catalogue[catalogue["dataset"] == (dataset if dataset in datasets else datasets[0])]
+    choices = {**dict(zip(superclasses["superclass_id"], superclasses["name"])),
+               **{c.id: c.label for c in concepts.choices(1)}}  # WordNet concepts: "dog" = its 118 classes
     state.sidebar_filter(
-        datasets, on_dataset["model_id"].tolist(),
-        dict(zip(superclasses["superclass_id"], superclasses["name"])), families, max_models=len(on_dataset),
+        datasets, on_dataset["model_id"].tolist(), choices, families, max_models=len(on_dataset),
+        ignored=scope.ignored(page.url_path),
     )
+    if scope.PARTLY.get(page.url_path):
+        st.sidebar.caption(scope.PARTLY[page.url_path])
     st.sidebar.caption(f"store: `{path.name}` · {catalogue['model_id'].nunique()} models")
     return True
 

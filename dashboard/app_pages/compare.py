@@ -6,19 +6,21 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analysis.taxonomy import categories
-from dashboard import db, state, widgets
+from dashboard import db, gallery, state, widgets
 
 SHOWN_ROWS = 500
+GALLERY_SIZE = 12
 KINDS = {"only_a": "Only A wrong", "only_b": "Only B wrong", "both_different": "Both wrong, differently"}
 
-flt = state.current_filter()
+flt = state.applied_filter("compare")  # the sidebar's filter less what Compare ignores
 st.title("Compare models")
 models = widgets.models_on(flt.dataset)
 if len(models) < 2:
     widgets.empty(f"Comparing needs two models with predictions on `{flt.dataset}`; this store has "
                   f"{len(models)}. Run another model on the Run page.")
     st.stop()
-preferred = [m for m in flt.models if m in models] + [m for m in models if m not in flt.models]
+chosen = state.current_filter().models  # the sidebar's models are A's and B's defaults
+preferred = [m for m in chosen if m in models] + [m for m in models if m not in chosen]
 cols = st.columns(2)
 with cols[0]:
     if st.session_state.get("cmp_a") not in models:
@@ -40,10 +42,11 @@ for col, model, tag in ((cols[0], model_a, "A"), (cols[1], model_b, "B")):
         for c, (name, label) in zip(inner + inner[:2], (("top1", "Top-1"), ("real_accuracy", "ReaL"), ("mla", "MLA"),
                                                         ("mla_minor", "MLA+minor"),
                                                         ("mla_explainable", "MLA+explainable"))):
-            c.metric(f"{label} ({tag})", "n/a" if row[name] != row[name] else f"{row[name]:.2f}%")
+            c.metric(f"{label} ({tag})", "n/a" if row[name] != row[name] else f"{row[name]:.2f}%",
+                     help=widgets.METRIC_HELP[name] + " Over all images, whatever the filters.")
 
 st.subheader("Category transition matrix (evaluated images both models predicted)")
-matrix = db.view("transition_matrix", model_a, model_b, dataset=flt.dataset)
+matrix = db.view("transition_matrix", model_a, model_b, dataset=flt.dataset, flt=flt)
 if matrix.empty:
     widgets.empty("The two models share no evaluated images on this dataset.")
     st.stop()
@@ -74,31 +77,56 @@ cell_label = {c: f"{categories.NAMES.get(c.split('|')[0])} → {categories.NAMES
 cell = state.selectbox("Show the images of a cell (A → B), or click a cell", cells, key="cmp_cell", url="cell",
                        format_func=cell_label.get, index=None, placeholder="choose a cell")
 widgets.csv_download("Matrix CSV", lambda: db.uncached("views", "transition_matrix", model_a, model_b,
-                                                       dataset=flt.dataset),
+                                                       dataset=flt.dataset, flt=flt),
                      file_name=f"transitions_{model_a}_vs_{model_b}.csv", key="cmp_matrix_csv")
 
 
-def _listing(kind: str, key: str, **cell_args) -> None:
-    frame = db.view("compare_images", model_a, model_b, dataset=flt.dataset, kind=kind, limit=SHOWN_ROWS, **cell_args)
+def _cards(frame, kind: str):
+    """A gallery frame of compare_images rows: A's and B's verdicts on each card."""
+    verdicts = [[gallery.verdict("A", model_a, r.prediction_a, r.prediction_a_name, r.category_a),
+                 gallery.verdict("B", model_b, r.prediction_b, r.prediction_b_name, r.category_b)]
+                for r in frame.itertuples(index=False)]
+    if kind == "only_b":  # the Details button opens the wrong model's error: B's first
+        verdicts = [v[::-1] for v in verdicts]
+    return frame.assign(dataset=flt.dataset, target_id=frame["target"], verdicts=verdicts)
+
+
+def _listing(kind: str, key: str, total: int, **cell_args) -> None:
+    page = gallery.pager(total, GALLERY_SIZE, key=f"{key}_page") if total > GALLERY_SIZE else 1
+    frame = db.view("compare_images", model_a, model_b, dataset=flt.dataset, kind=kind, limit=GALLERY_SIZE, flt=flt,
+                    offset=GALLERY_SIZE * (page - 1), **cell_args)
     if frame.empty:
         widgets.empty("No images.")
         return
-    st.dataframe(frame.assign(category_a=frame["category_a"].map(widgets.category_label),
-                              category_b=frame["category_b"].map(widgets.category_label)),
-                 hide_index=True, key=f"{key}_table")
+    gallery.cards(_cards(frame, kind), key=key)
+    with st.expander(f"As a table (first {SHOWN_ROWS})"):
+        table = db.view("compare_images", model_a, model_b, dataset=flt.dataset, kind=kind, limit=SHOWN_ROWS, flt=flt,
+                        **cell_args)
+        widgets.table(table.assign(category_a=table["category_a"].map(widgets.category_label),
+                                   category_b=table["category_b"].map(widgets.category_label)),
+                      hide_index=True, key=f"{key}_table")
     widgets.csv_download("CSV (all rows)", lambda: db.uncached("views", "compare_images", model_a, model_b,
-                                                               dataset=flt.dataset, kind=kind, limit=None, **cell_args),
+                                                               dataset=flt.dataset, kind=kind, limit=None, flt=flt,
+                                                               **cell_args),
                          file_name=f"{kind}_{model_a}_vs_{model_b}.csv", key=f"{key}_csv")
 
 
 if cell:
     category_a, category_b = cell.split("|")
-    st.markdown(f"**Images: {cell_label[cell]}** (first {SHOWN_ROWS} shown; the CSV has all)")
-    _listing("cell", "cmp_cell_list", category_a=category_a, category_b=category_b)
+    cell_images = int(matrix.loc[(matrix.category_a == category_a) & (matrix.category_b == category_b),
+                                 "images"].iloc[0])
+    st.markdown(f"**Images: {cell_label[cell]}** ({GALLERY_SIZE} cards a page; the CSV has all)")
+    drills = st.columns(2)
+    for col, model, category, tag in ((drills[0], model_a, category_a, "A"), (drills[1], model_b, category_b, "B")):
+        if category in categories.ERROR_IDS:
+            with col:
+                gallery.drill_button(f"All {widgets.category_label(category)} errors of {tag} in Browse",
+                                     flt.with_(models=(model,), categories=(category,)), key=f"cmp_drill_{tag}")
+    _listing("cell", "cmp_cell_list", cell_images, category_a=category_a, category_b=category_b)
 
 st.subheader("Where they differ")
-counts = db.view("compare_counts", model_a, model_b, dataset=flt.dataset)
+counts = db.view("compare_counts", model_a, model_b, dataset=flt.dataset, flt=flt)
 tabs = st.tabs([f"{label} ({counts[kind]})" for kind, label in KINDS.items()])
 for tab, kind in zip(tabs, KINDS):
     with tab:
-        _listing(kind, f"cmp_{kind}")
+        _listing(kind, f"cmp_{kind}", int(counts[kind]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import streamlit as st
 
@@ -17,19 +18,30 @@ DATASETS = {"samples": "class sample images (1000, one per class)",
             "imagenet-val": "ImageNet validation (IMAGENET_DIR or a folder)",
             "folder": "a folder of class folders (<wnid>/image.jpg)"}
 
-# The page's own words for the CLI's flags in the runner's messages.
-CLI_WORDS = {"pass another --model-id": "choose another “Store as model id”",
-             "pass --images DIR": "give an “Image folder”",
-             "device=cuda but": "the device GPU (CUDA) was chosen but",
-             "use --device cpu or auto": "choose the device CPU or auto",
-             "pass --checkpoint FILE (a state dict)": "run it with `python -m analysis predict --checkpoint FILE`"}
+# The fix of a bad argument in this page's words (runner.ArgumentError names the argument; its message the CLI's).
+PAGE_FIX = {"images": f"set {paths.IMAGENET_ENV} when starting the dashboard, or give an “Image folder”",
+            "device": "choose the device CPU or auto",
+            "model_id": "choose another “Store as model id”",
+            "model": "choose a model from the list, or give a “Checkpoint file” (a state dict) for a timm: or "
+                     "torchvision: model",
+            "checkpoint": "give a “Checkpoint file” of this architecture saved with torch.save, or leave it empty"}
 
 
-def in_page_words(message: str) -> str:
-    """A runner message with the CLI's flag names replaced by the names of this page's inputs."""
-    for cli, page in CLI_WORDS.items():
-        message = message.replace(cli, page)
-    return message
+def in_page_words(exc: Exception) -> str:
+    """A runner error as this page says it: the problem, then the fix naming this page's inputs."""
+    if isinstance(exc, runner.ArgumentError) and exc.argument in PAGE_FIX:
+        return f"{exc.problem}. Fix: {PAGE_FIX[exc.argument]}."
+    return str(exc)
+
+
+def default_model_id(name: str, checkpoint: str) -> str:
+    """The model id a run is stored under when the field is empty: the model name (+ the checkpoint's file name)."""
+    return f"{name}+{Path(checkpoint).stem}" if checkpoint else name
+
+
+def _fresh_model_id() -> None:
+    """A changed model or checkpoint starts from its own default id, never from one typed for another model."""
+    st.session_state["run_model_id"] = ""
 
 
 st.title("Run a model")
@@ -52,10 +64,15 @@ if not path.is_file():
 
 cols = st.columns(2)
 with cols[0]:
-    choice = state.selectbox("Model", models.registered(), key="run_model")
+    choice = st.selectbox("Model", models.registered(), key="run_model", on_change=_fresh_model_id)
     other = st.text_input("…or another registry name (`timm:<name>`, `torchvision:<name>`; weights must be cached "
-                          "locally)", key="run_other").strip()
-    model_id = st.text_input("Store as model id (default: the model name)", key="run_model_id").strip()
+                          "locally or given as a checkpoint)", key="run_other", on_change=_fresh_model_id).strip()
+    checkpoint = st.text_input("Checkpoint file (optional: a state dict for a timm: or torchvision: model, under "
+                               "an allowed folder)", key="run_checkpoint", on_change=_fresh_model_id).strip()
+    default_id = default_model_id(other or choice, checkpoint)
+    model_id = st.text_input("Store as model id", key="run_model_id", placeholder=default_id,
+                             help=f"Empty: `{default_id}`. A model id already stored on this image set only gets "
+                                  "its missing images predicted.").strip()
 with cols[1]:
     dataset = st.radio("Image set", list(DATASETS), format_func=DATASETS.get, key="run_dataset")
     folder = ""
@@ -68,7 +85,7 @@ with cols[1]:
     limit = st.number_input("Only the first N images (0 = all)", min_value=0, value=50, step=10, key="run_limit")
 
 name = other or choice
-label = f"Run {name}" + (f" as {model_id}" if model_id and model_id != name else "")
+label = f"Run {name}" + (f" as {model_id or default_id}" if (model_id or default_id) != name else "")
 if st.button(label, type="primary", key="run_go"):
     images = None
     try:
@@ -76,6 +93,16 @@ if st.button(label, type="primary", key="run_go"):
             raise UserError("Give the “Image folder”: a folder with one sub-folder per wnid (e.g. n01440764/).")
         if folder:
             images = access.allowed_folder(folder)
+        checkpoint_file = None
+        if checkpoint:
+            refused = UserError(f"Checkpoint file {checkpoint!r} is not a file under an allowed folder: the Run page "
+                                f"reads only files under {', '.join(str(r) for r in paths.image_roots())}.")
+            try:
+                checkpoint_file = access.allowed_folder(str(Path(checkpoint).parent)) / Path(checkpoint).name
+            except UserError:
+                raise refused from None
+            if not checkpoint_file.is_file():
+                raise refused
     except UserError as exc:
         st.error(str(exc), icon=":material/error:")
         st.stop()
@@ -87,11 +114,11 @@ if st.button(label, type="primary", key="run_go"):
     db.release()  # the run writes to the store: the dashboard's read-only connection must let go of it
     started = time.perf_counter()
     try:
-        result = runner.predict(name, dataset, images=images, db=path, device=device,
-                                limit=int(limit) or None, model_id=model_id or None, progress=_report)
+        result = runner.predict(name, dataset, images=images, db=path, device=device, checkpoint=checkpoint_file,
+                                limit=int(limit) or None, model_id=model_id or default_id, progress=_report)
     except (UserError, ValueError, FileNotFoundError, OSError, RuntimeError, ImportError) as exc:
         bar.empty()
-        st.error(f"The run failed: {in_page_words(str(exc))}", icon=":material/error:")
+        st.error(f"The run failed: {in_page_words(exc)}", icon=":material/error:")
         st.stop()
     bar.progress(1.0, text="done")
     if result.run_id is None:
