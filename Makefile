@@ -65,6 +65,8 @@ bench: venv fetch
 	$(BIN)/python benchmarks/bench_store.py
 	$(BIN)/python benchmarks/bench_inference.py
 	$(BIN)/python benchmarks/bench_dashboard.py
+	$(BIN)/python benchmarks/bench_zoo_import.py --models 962
+	$(BIN)/python benchmarks/bench_export.py
 
 clean:
 	rm -rf $(VENV) .cache data/external data/*.duckdb

@@ -101,7 +101,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=Path, default=None, help="image folder (imagenet-val, folder)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="the engine's parallelism: local, DataLoader processes reading images (0: in this process; "
+                        "default by CPU count); ray, actors each holding one model copy (>= 1; default one per GPU "
+                        "of the cluster, else one per CPU)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local (default): this process; ray: Ray Data actors on a Ray cluster (docs/SCALE.md)")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="--engine ray: the cluster's HOST:PORT, ray://HOST:PORT or auto (default: start a local "
+                        "Ray on this machine)")
+    p.add_argument("--gpus-per-worker", type=float, default=None, metavar="G",
+                   help="--engine ray: GPUs per actor (0: CPU; 0.5: two actors share a GPU; default 1 when the "
+                        "cluster has GPUs, else 0)")
     p.add_argument("--limit", type=int, default=None, help="only the first N images")
     p.add_argument("--shard", default=None, help="i/n: process the i-th of n interleaved shards (0-based)")
     p.add_argument("--checkpoint", type=Path, default=None, help="weights file for timm:/torchvision: models")

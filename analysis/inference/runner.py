@@ -459,7 +459,8 @@ def _progress_callback(progress, total: int, desc: str):
 def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | None = None, con=None,
             device: str = "auto", batch_size: int = 32, workers: int | None = None, limit: int | None = None,
             shard: str | None = None, checkpoint: Path | None = None, model_id: str | None = None,
-            progress: bool | Callable[[int, int], None] = True, chunk_images: int = CHUNK_IMAGES) -> RunResult:
+            progress: bool | Callable[[int, int], None] = True, chunk_images: int = CHUNK_IMAGES,
+            engine: str = "local", address: str | None = None, gpus_per_worker: float | None = None) -> RunResult:
     """Run `model` on `dataset` and publish its top-5 predictions (skipping images already stored).
 
     `progress`: True (tqdm bar), False, or a callable `(done, total)` called after each batch (e.g. a
@@ -467,22 +468,36 @@ def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | 
     An unreadable image (above Pillow's pixel limit too) stops the run with a ValueError naming the file; what was
     predicted before it stays staged, and the next run resumes from there, keeping only rows whose file is unchanged.
     A UserError names the live process (PID, host, since when) that already runs `model_id` on this dataset.
+    `engine='ray'` runs the inference on a Ray cluster (`address`, or a local one; `workers` actors, each with
+    `gpus_per_worker` GPUs) through `ray_engine`, staged and published like the local engine's.
     """
     _check_options(batch_size, workers, limit)
     shard_parts = parse_shard(shard)
     from analysis.inference import models
+    if engine not in ("local", "ray"):
+        raise ValueError(f"engine={engine!r} must be local or ray")
+    if engine == "ray":
+        from analysis.inference import ray_engine
 
-    spec = models.resolve(model, checkpoint=checkpoint)
+        ray_engine.check_options(address, workers, gpus_per_worker)
+    elif address is not None or gpus_per_worker is not None:
+        raise ValueError("address and gpus_per_worker are options of engine='ray'; pass --engine ray")
+
+    try:
+        spec = models.resolve(model, checkpoint=checkpoint)
+    except (ValueError, FileNotFoundError) as exc:
+        raise _model_error(exc, "checkpoint" if str(exc).startswith("--checkpoint") else "model") from exc
     model_id = model_id or model
-    device = _device(device)
+    device = _device(device) if engine == "local" else device
     access = _StoreAccess(db, con)
     with access.open() as c:
         publish.check_superclasses(c)  # before the run, not after it: its pairs are classified like the stored ones
         imgs = image_set(dataset, c, images=images)
         existing = database.first(c, queries.MODEL_GET, [model_id])
         if existing is not None and existing[1] != "run":
-            raise ValueError(f"model id {model_id!r} is stored as source {existing[1]!r}, not a run; "
-                             "pass another --model-id")
+            raise ArgumentError("model_id", f"model id {model_id!r} is stored as source {existing[1]!r}, not a run",
+                                f"model id {model_id!r} is stored as source {existing[1]!r}, not a run; "
+                                "pass another --model-id")
         _check_holders(c, model_id, imgs.dataset, shard, release=False)  # before loading the model
         selected = _select(imgs, limit, shard_parts)
         done = {int(i) for i in c.execute(queries.PREDICTED_IMAGES, [model_id, imgs.dataset]).fetchnumpy()["image_id"]}
@@ -491,24 +506,41 @@ def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | 
     result = RunResult(None, model_id, imgs.dataset, device, 0, len(selected), 0.0, None)
     if len(todo) == 0 and not _has_unfinished(access, model_id, imgs.dataset, shard):
         return result
-    loaded = models.load(spec)
-    n_workers = _workers(workers, device)
+    try:
+        loaded = models.load(spec)
+    except ValueError as exc:  # with a checkpoint, a load failure is the file's (models._load_checkpoint)
+        raise _model_error(exc, "checkpoint" if spec.checkpoint is not None else "model") from exc
+    plan = None
+    if engine == "ray":
+        plan = ray_engine.start(address, workers, gpus_per_worker, device)
+        device, result.device, n_workers = plan.device, plan.device, plan.workers
+    else:
+        n_workers = _workers(workers, device)
     options = {"model": model, "batch_size": batch_size, "workers": n_workers, "limit": limit,
                "checkpoint": str(checkpoint) if checkpoint else None}
+    if plan is not None:
+        options |= {"engine": "ray", "address": address, "gpus_per_worker": plan.gpus_per_worker}
     record = publish.ModelRecord(model_id, "run", arch=spec.arch, family=spec.family, training_data=spec.training_data,
                                  params=loaded.params, metadata={"registry_name": model, "input_size": loaded.input_size,
                                                                  "checkpoint": options["checkpoint"]})
-    with _CLAIM_LOCK:
-        with access.open() as c, database.transaction(c):
-            run_id, staged = _start_run(c, model_id, imgs, shard, device, len(selected), options)
-        _ACTIVE_RUNS.add(run_id)
+    try:
+        with _CLAIM_LOCK:
+            with access.open() as c, database.transaction(c):
+                run_id, staged = _start_run(c, model_id, imgs, shard, device, len(selected), options)
+            _ACTIVE_RUNS.add(run_id)
+    except BaseException:
+        if plan is not None:
+            ray_engine.stop(plan)
+        raise
     todo = todo[~np.isin(imgs.image_ids[todo], list(staged))] if staged else todo
     result.run_id = run_id
     start, buffer, finished, bar = time.perf_counter(), [], 0, None
     try:
         report, bar = _progress_callback(progress, len(todo), f"{model_id} on {imgs.dataset}")
-        for positions, top5, conf, files in infer_batches(loaded, [imgs.paths[i] for i in todo], device=device,
-                                                          batch_size=batch_size, workers=n_workers):
+        batches = infer_batches(loaded, [imgs.paths[i] for i in todo], device=device, batch_size=batch_size,
+                                workers=n_workers) if plan is None else \
+            ray_engine.infer_batches(spec, [imgs.paths[i] for i in todo], plan, batch_size=batch_size)
+        for positions, top5, conf, files in batches:
             buffer.append((imgs.image_ids[todo[positions]], np.array([imgs.names[i] for i in todo[positions]], object),
                            files, top5, conf))
             finished += len(positions)
@@ -538,6 +570,8 @@ def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | 
         _ACTIVE_RUNS.discard(run_id)
         if bar is not None:
             bar.close()
+        if plan is not None:
+            ray_engine.stop(plan)
     result.predicted, result.seconds, result.top1 = rows.num_rows, seconds, top1
     return result
 
@@ -552,7 +586,7 @@ def cli_predict(args: argparse.Namespace) -> int:
     """`python -m analysis predict --model NAME --dataset NAME [...]`."""
     result = predict(args.model, args.dataset, images=args.images, db=args.db, device=args.device,
                      batch_size=args.batch_size, workers=args.workers, limit=args.limit, shard=args.shard,
-                     checkpoint=args.checkpoint, model_id=args.model_id)
+                     checkpoint=args.checkpoint, model_id=args.model_id, **_engine_args(args))
     if result.run_id is None:
         print(f"{result.model_id} on {result.dataset}: all {result.selected} selected images already predicted")
         return 0
@@ -561,3 +595,10 @@ def cli_predict(args: argparse.Namespace) -> int:
     print(f"{result.model_id} on {result.dataset}: {result.predicted} images predicted in {result.seconds:.1f} s "
           f"({rate:.1f} img/s, {result.device}), run {result.run_id}{top1}")
     return 0
+
+
+def _engine_args(args: argparse.Namespace) -> dict:
+    """The engine options of `predict` (only when given, so the local engine's call stays as it was)."""
+    given = {"engine": getattr(args, "engine", "local"), "address": getattr(args, "address", None),
+             "gpus_per_worker": getattr(args, "gpus_per_worker", None)}
+    return {k: v for k, v in given.items() if v is not None and (k != "engine" or v != "local")}
