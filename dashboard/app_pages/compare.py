@@ -49,6 +49,7 @@ st.subheader("Category transition matrix (evaluated images both models predicted
 matrix = db.view("transition_matrix", model_a, model_b, dataset=flt.dataset, flt=flt)
 if matrix.empty:
     widgets.empty("The two models share no evaluated images on this dataset.")
+    state.end_run()  # st.stop() skips app.py's end of run: the URL must still carry the filter
     st.stop()
 order = [c for c in categories.IDS if c in set(matrix["category_a"]) | set(matrix["category_b"])]
 names = [categories.NAMES.get(c, c) for c in order]
