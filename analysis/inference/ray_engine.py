@@ -200,7 +200,7 @@ def infer_batches(spec: ModelSpec, files: list[Path], plan: RayPlan, *, batch_si
 
     Raises ValueError naming the first unreadable image found (the good rows of its batch come first).
     """
-    import ray.data  # before _quiet: importing it configures its loggers
+    import ray.data  # noqa: F401 (before _quiet: importing it configures its loggers)
 
     with _quiet():
         yield from _run(spec, files, plan, batch_size)

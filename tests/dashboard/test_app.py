@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,71 +12,15 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.util import build_mock_config_get_option
 
 from analysis import paths
-from analysis.knowledge import classes
 from analysis.store import database, export, publish, views
 from analysis.store.filters import ErrorFilter
 from analysis.taxonomy import agreement, metrics
 from dashboard import access
 from tests.bad_inputs import BadInput, cases
+from tests.dashboard.apptest import APP, DATASET
+from tests.dashboard.apptest import open_app as _app
 
 ROOT = Path(__file__).resolve().parents[2]
-APP = ROOT / "dashboard" / "app.py"
-DATASET = "samples"
-
-
-def _cli_store(folder: Path) -> Path:
-    """Build a small real store with the CLI (used only when conftest's `small_store` is not available)."""
-    path = folder / "small.duckdb"
-    commands = [["build", "--db", str(path)]] + [
-        ["predict", "--model", m, "--dataset", "samples", "--limit", "50", "--device", "cpu", "--db", str(path)]
-        for m in ("efficientnet-lite0", "efficientnet-lite1")]
-    for command in commands:
-        subprocess.run([sys.executable, "-m", "analysis", *command], check=True, cwd=ROOT, capture_output=True)
-    return path
-
-
-@pytest.fixture(scope="module")
-def db(request, tmp_path_factory, monkeypatch_module) -> Path:
-    """The shared small real store (EfficientNet-Lite0/1 on 50 sample images), opened through IMAGENET_ERRORS_DB."""
-    try:
-        path = Path(request.getfixturevalue("small_store"))
-    except pytest.FixtureLookupError:
-        path = _cli_store(tmp_path_factory.mktemp("dashboard_store"))
-    monkeypatch_module.setenv("IMAGENET_ERRORS_DB", str(path))
-    return path
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    mp = pytest.MonkeyPatch()
-    yield mp
-    mp.undo()
-
-
-@pytest.fixture
-def con(db):
-    connection = database.connect(db, read_only=True)
-    yield connection
-    connection.close()
-
-
-@pytest.fixture(scope="module")
-def model_ids(db) -> list[str]:
-    with database.connect(db, read_only=True) as connection:
-        ids = views.models(connection).query("dataset == @DATASET")["model_id"].tolist()
-    assert len(ids) >= 2, "the small store must hold two models on the sample images"
-    return ids
-
-
-def _app(page: str | None = None, *, query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    if query:
-        at.query_params.update(query)
-    at.run()
-    if page:
-        at.switch_page(f"app_pages/{page}.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def _metric(at: AppTest, label: str) -> str:
@@ -242,28 +184,6 @@ def test_zoo_page_has_every_paper_and_stored_model(db, con, model_ids):
         assert len(rolled[0]) == len(expected)
 
 
-@pytest.fixture
-def image_tree(tmp_path, monkeypatch, store_copy) -> dict[str, str]:
-    """An allowed root (IMAGENET_ERRORS_IMAGE_ROOTS) and, beside it, a valid image folder outside every root.
-
-    root/ holds a file, a symlink to the outside folder and a symlink loop; the dashboard reads a writable copy of
-    the small store, so a run that should not happen would show in its checksums.
-    """
-    root, outside = tmp_path / "root", tmp_path / "outside"
-    root.mkdir()
-    (outside / "n01440764").mkdir(parents=True)
-    sample = next(p for p, class_id in classes.sample_images() if class_id == 0)
-    shutil.copy(sample, outside / "n01440764" / "tench.JPEG")
-    (root / "file.txt").write_text("not a folder")
-    (root / "out").symlink_to(outside, target_is_directory=True)
-    (root / "loop").symlink_to(root / "loop")
-    monkeypatch.setenv(paths.IMAGE_ROOTS_ENV, str(root))
-    monkeypatch.delenv(paths.IMAGENET_ENV, raising=False)
-    monkeypatch.delenv(access.READONLY_ENV, raising=False)
-    monkeypatch.setenv(paths.DB_ENV, str(store_copy))
-    return {"tmp": str(tmp_path), "root": str(root), "outside": str(outside), "store": str(store_copy)}
-
-
 NOT_ALLOWED = "not under an allowed folder"
 # case id -> (image set chosen on the Run page, the Image folder typed, formatted with image_tree's paths)
 RUN_FOLDERS = {
@@ -406,19 +326,4 @@ def test_a_writable_dashboard_beyond_localhost_warns(db, monkeypatch, read_only)
         at = _app()
         warnings = [w.value for w in at.sidebar.warning if access.READONLY_ENV in w.value]
         assert bool(warnings) is warned, (address, warnings)
-
-
-def test_run_page_runs_a_folder_under_a_root(db, image_tree):
-    """A folder under an allowed root runs (the "already predicted" outcome: tests/dashboard/test_filters_everywhere.py)."""
-    images = Path(image_tree["root"]) / "set"
-    shutil.copytree(Path(image_tree["outside"]), images)
-    at = _app("run")
-    at.radio(key="run_dataset").set_value("folder").run()
-    at.text_input(key="run_folder_folder").input(str(images)).run()
-    at.radio(key="run_device").set_value("cpu").run()
-    at.text_input(key="run_model_id").input("app-lite0").run()
-    assert at.button(key="run_go").label == "Run efficientnet-lite0 as app-lite0"
-    at.button(key="run_go").click().run()
-    assert not at.exception and not at.error, [e.value for e in at.error]
-    assert any("`app-lite0`: 1 images of" in s.value for s in at.success), [s.value for s in at.success]
 

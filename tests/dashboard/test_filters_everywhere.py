@@ -16,8 +16,8 @@ from analysis.store import export, views
 from analysis.store.filters import ErrorFilter
 from dashboard import scope, state, widgets
 from tests.bad_inputs import BadInput, cases
-from tests.dashboard.test_app import (DATASET, _app, con, db, image_tree, model_ids,  # noqa: F401 (fixtures)
-                                     monkeypatch_module)
+from tests.dashboard.apptest import DATASET
+from tests.dashboard.apptest import open_app as _app
 
 PAGES = {"": None, "browse": "browse", "compare": "compare", "experts": "experts", "zoo": "zoo", "run": "run",
          "factors": "factors"}

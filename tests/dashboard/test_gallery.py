@@ -11,7 +11,8 @@ from analysis.store import database, export, views
 from analysis.store.filters import ErrorFilter
 from analysis.taxonomy import agreement, categories, reasons
 from tests.bad_inputs import BadInput, cases
-from tests.dashboard.test_app import DATASET, _app, con, db, model_ids, monkeypatch_module  # noqa: F401 (fixtures)
+from tests.dashboard.apptest import DATASET
+from tests.dashboard.apptest import open_app as _app
 
 
 def _open_buttons(at: AppTest, prefix: str) -> list:

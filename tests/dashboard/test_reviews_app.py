@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from analysis.store import database, export, reviews
 from analysis.store.filters import ErrorFilter
 from tests.bad_inputs import BadInput, cases
-from tests.dashboard.test_app import APP
+from tests.dashboard.apptest import APP
 
 
 def _first_error(path) -> dict:
