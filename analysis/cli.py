@@ -140,14 +140,16 @@ def _parser() -> argparse.ArgumentParser:
         "import-paper-artefacts", help="import the paper's whole model zoo (predictions and metadata)",
         description="Import every model of the paper's artefacts (imagenet/<model>/preds.npz: top1 and top5 only, "
                     "never probs or a pickle; metadata.json: arch, family, training data, params) into imagenet-val. "
-                    "Each model is its own transaction. A bad model (or a damaged archive) stops the import with a "
-                    "message naming its folder and member: the models imported before it stay, and a rerun skips "
-                    "every model already stored with all its predictions, so it resumes where it stopped.")
+                    "Models are written 32 per transaction. A bad model (or a damaged archive) stops the import with "
+                    "a message naming its folder and member: the models read before it are written and stay, and a "
+                    "rerun skips every model already stored with all its predictions, so it resumes where it "
+                    "stopped.")
     p.add_argument("path", type=Path, metavar="PATH",
                    help="the extracted artefacts/ folder, models-imagenet.tar.gz, or artefacts.tar.gz (its sha256 is "
                         "checked first; the other archive has no pinned checksum); archives are streamed, not "
                         "extracted")
     p.add_argument("--db", type=Path, default=None)
+    _add_wait(p)
 
     p = sub.add_parser("export", help="export the filtered errors as CSV (same filters as the dashboard)")
     p.add_argument("output", type=Path)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pandas as pd
 import streamlit as st
 
 from analysis import paths
@@ -53,11 +52,6 @@ def _query(module: str, name: str, version: tuple, args: tuple, kwargs: tuple) -
 def view(name: str, *args, **kwargs) -> Any:
     """`analysis.store.views.<name>(connection, *args, **kwargs)`, cached per store version (file mtime and size)."""
     return _query("views", name, _version(store_path()), args, tuple(sorted(kwargs.items())))
-
-
-def errors(flt, *, limit: int | None, offset: int = 0) -> pd.DataFrame:
-    """`analysis.store.export.errors_frame` for the filter (the CLI export's function), cached."""
-    return _query("export", "errors_frame", _version(store_path()), (flt,), (("limit", limit), ("offset", offset)))
 
 
 def count_errors(flt) -> int:

@@ -7,7 +7,7 @@ same view.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 import streamlit as st
 
@@ -214,6 +214,12 @@ def end_run() -> None:
     current = {k: st.query_params.get(k) for k in st.query_params.keys()}
     if current != wanted:
         st.query_params.from_dict(wanted)
+
+
+def stop() -> NoReturn:
+    """End the page now (`st.stop`), writing the URL first: app.py's end of run never comes after a stop."""
+    end_run()
+    st.stop()
 
 
 def reseed_from_url() -> None:

@@ -26,10 +26,19 @@ BASE_TABLES = """
 STORE_FILE = "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
 
 
+def _quoted(table: str) -> str:
+    return '"' + table.replace('"', '""') + '"'
+
+
 def table_checksum(table: str) -> str:
     """Row count, XOR and sum of row hashes of `table` (a catalogue name, quoted here)."""
-    quoted = '"' + table.replace('"', '""') + '"'
-    return f"SELECT count(*), coalesce(bit_xor(hash(t)), 0), coalesce(sum(hash(t)::HUGEINT), 0) FROM {quoted} AS t"
+    return (f"SELECT count(*), coalesce(bit_xor(hash(t)), 0), coalesce(sum(hash(t)::HUGEINT), 0) "
+            f"FROM {_quoted(table)} AS t")
+
+
+def table_count(table: str) -> str:
+    """Row count of `table` (a catalogue name, quoted here)."""
+    return f"SELECT count(*) FROM {_quoted(table)}"
 
 
 # --- reference tables (build) ------------------------------------------------------------------------

@@ -224,7 +224,7 @@ def build(path: Path | str | None = None, *, progress: bool = True) -> dict[str,
                                ("superclasses_format", definitions.format),
                                ("superclasses", definitions.describe()), ("imagenet_x", imagenet_x_note)):
                 con.execute(queries.META_SET, [key, value])
-        counts = {t: c[0] for t, c in database.table_checksums(con).items()}
+        counts = database.table_counts(con)
     finally:
         con.close()
     if missing:

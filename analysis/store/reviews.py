@@ -131,13 +131,6 @@ def save_review(con: duckdb.DuckDBPyConnection, *, reviewer: str, model_id: str,
         con.execute(_INSERT, [reviewer, None, model_id, dataset, int(image_id), row[0], int(prediction), verdict, note])
 
 
-def delete_review(con: duckdb.DuckDBPyConnection, *, reviewer: str, model_id: str, dataset: str,
-                  image_id: int) -> None:
-    """Remove `reviewer`'s verdict on that error (nothing when there is none)."""
-    with database.transaction(con):
-        con.execute(_DELETE, [check_reviewer(reviewer), model_id, dataset, int(image_id)])
-
-
 def reviews_frame(con: duckdb.DuckDBPyConnection, *, reviewer: str | None = None, dataset: str | None = None,
                   model_id: str | None = None, image_id: int | None = None) -> pd.DataFrame:
     """The stored reviews (columns COLUMNS; `automatic` = the pair's category in this store), narrowed by the

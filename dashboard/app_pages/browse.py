@@ -86,8 +86,7 @@ with st.spinner("Counting errors…"):
 if errors_total == 0:
     widgets.empty("No errors match these filters. Clear some filters in the sidebar (or lower "
                   "'made by at least k models').")
-    state.end_run()  # st.stop() skips app.py's end of run: the URL must still carry the filter that matched nothing
-    st.stop()
+    state.stop()
 
 top = st.columns([2, 1, 2], vertical_alignment="bottom")
 with top[1]:

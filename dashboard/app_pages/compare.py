@@ -18,7 +18,7 @@ models = widgets.models_on(flt.dataset)
 if len(models) < 2:
     widgets.empty(f"Comparing needs two models with predictions on `{flt.dataset}`; this store has "
                   f"{len(models)}. Run another model on the Run page.")
-    st.stop()
+    state.stop()
 chosen = state.current_filter().models  # the sidebar's models are A's and B's defaults
 preferred = [m for m in chosen if m in models] + [m for m in models if m not in chosen]
 cols = st.columns(2)
@@ -32,7 +32,7 @@ with cols[1]:
     model_b = state.selectbox("Model B", models, key="cmp_b", url="b")
 if model_a == model_b:
     widgets.empty("Choose two different models.")
-    st.stop()
+    state.stop()
 
 for col, model, tag in ((cols[0], model_a, "A"), (cols[1], model_b, "B")):
     with col:
@@ -49,8 +49,7 @@ st.subheader("Category transition matrix (evaluated images both models predicted
 matrix = db.view("transition_matrix", model_a, model_b, dataset=flt.dataset, flt=flt)
 if matrix.empty:
     widgets.empty("The two models share no evaluated images on this dataset.")
-    state.end_run()  # st.stop() skips app.py's end of run: the URL must still carry the filter
-    st.stop()
+    state.stop()
 order = [c for c in categories.IDS if c in set(matrix["category_a"]) | set(matrix["category_b"])]
 names = [categories.NAMES.get(c, c) for c in order]
 # A heatmap drawn as square markers: scatter points can be clicked (selected), heatmap cells cannot.

@@ -18,14 +18,13 @@ st.caption("Vasudevan et al. (2022) reviewed every multi-label mistake of ViT-3B
 if state.selectbox("Compare the automatic categories with", list(reviewer_mode.MODES), key="ex_mode", url="mode",
                    format_func=reviewer_mode.MODES.get) == "reviewers":
     reviewer_mode.render()
-    state.end_run()  # st.stop() skips app.py's end of run: write this page's parameters into the URL here
-    st.stop()
+    state.stop()
 
 available = [e for e, source in experts.EXPERTS.items() if not fetch.missing(source)]
 if not available:
     st.info("The expert label files are not fetched. Run `python -m analysis fetch` to get them.",
             icon=":material/info:")
-    st.stop()
+    state.stop()
 
 LABEL_NAMES = {"expert_verdict": "Expert verdict (ReaL + target − prediction)", "real": "ReaL labels",
                "real_with_target": "ReaL labels + target"}
@@ -57,14 +56,14 @@ try:
     comparison = _comparison(expert, labels, check)
 except (FileNotFoundError, ValueError) as exc:
     st.error(f"Cannot compare with the experts: {exc}", icon=":material/error:")
-    st.stop()
+    state.stop()
 flt = state.applied_filter("experts")  # groups, superclasses, class name and categories apply here
 if flt != flt.__class__(dataset=flt.dataset):
     comparison = scope.filter_pairs(comparison, db.view("class_sets", flt), flt)
     st.caption(f"{len(comparison)} reviewed mistakes match the sidebar's filters.")
     if comparison.empty:
         widgets.empty("No reviewed mistake matches the sidebar's filters.")
-        st.stop()
+        state.stop()
 if not comparison.attrs.get("clip", False):
     st.info("The fine-grained OOV check is off (no CLIP weights: set IMAGENET_ERRORS_CLIP to a checkpoint or an "
             "open_clip tag), so mistakes the experts call fine-grained OOV cannot agree.", icon=":material/info:")

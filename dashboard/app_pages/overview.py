@@ -13,7 +13,7 @@ st.title("Overview")
 models = widgets.models_on(flt.dataset)
 if not models:
     widgets.empty(f"No model has predictions on `{flt.dataset}`.")
-    st.stop()
+    state.stop()
 preferred = [m for m in state.current_filter().models if m in models]
 if preferred and st.session_state.get("ov_model") not in models:
     st.session_state["ov_model"] = preferred[0]

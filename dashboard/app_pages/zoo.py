@@ -4,6 +4,7 @@ or top-1), small runs apart, and a hierarchy view rolling a model's confusions u
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
@@ -46,7 +47,7 @@ if not same_dataset:  # like with like: the paper's models were measured on anot
 if paper.empty and stored.empty:
     widgets.empty("No model statistics: run `python -m analysis fetch` and `build` for the paper's 962 models, or "
                   "run a model.")
-    st.stop()
+    state.stop()
 if not same_dataset:
     st.info(f"The paper's {views.PAPER_IMAGES:,}-image statistics are measured on ImageNet validation "
             f"(`{PAPER_DATASET}`), your models here on `{flt.dataset}`: they are not drawn together. Choose the "
@@ -84,9 +85,10 @@ st.caption((f"{len(paper)} paper models (`{PAPER_DATASET}`, {views.PAPER_IMAGES:
            + f"{len(stored)} stored models on `{flt.dataset}` (stars)"
            + (f"; {len(small_runs)} of them measured on fewer than {SMALL_RUN:,} images are drawn apart (grey crosses):"
               " their portions are noisy." if len(small_runs) else "."))
+shown = pd.concat([paper, stored], ignore_index=True)  # what the chart draws, not every stored point
 with st.expander("Table"):
-    widgets.table(points, key="zoo_table", formats={"x": "%.2f", "portion": "percent"})
-widgets.csv_download("Zoo CSV", lambda: points, file_name=f"zoo_{category}_{x}_{grp}.csv", key="zoo_csv")
+    widgets.table(shown, key="zoo_table", formats={"x": "%.2f", "portion": "percent"})
+widgets.csv_download("Zoo CSV", lambda: shown, file_name=f"zoo_{category}_{x}_{grp}.csv", key="zoo_csv")
 
 st.subheader("Hierarchy: which superclasses a model confuses")
 models = widgets.models_on(flt.dataset)
@@ -94,7 +96,7 @@ if flt.models:
     models = [m for m in models if m in flt.models] or models
 if not models:
     widgets.empty(f"No stored model has predictions on `{flt.dataset}`.")
-    st.stop()
+    state.stop()
 hcols = st.columns([2, 1, 1])
 with hcols[0]:
     model = state.selectbox("Model", models, key="zoo_model", url="model")

@@ -108,6 +108,15 @@ def test_browse_grid_detail_and_filters(db, con, model_ids):
     assert at.query_params["categories"] == "model_failure"
 
 
+@pytest.mark.parametrize("page, empty", [("browse", "No errors match"), ("experts", "No reviewed mistake matches")])
+def test_a_page_that_stops_early_still_writes_the_filter_into_the_url(db, page, empty):
+    """A filter typed in the sidebar that matches nothing ends the page with st.stop(); the link still carries it."""
+    at = _app(page)
+    at.text_input(key="flt_class_search").input("no such class zzz").run()
+    assert any(empty in i.value for i in at.info)
+    assert at.query_params["class_search"] == "no such class zzz"
+
+
 def test_browse_empty_result_says_so(db):
     at = _app("browse", query={"class_search": "no such class zzz"})
     assert at.text_input(key="flt_class_search").value == "no such class zzz"
@@ -167,11 +176,13 @@ def test_experts_page_matches_agreement_module(db):
     assert any("not evaluated" in c.value for c in at.caption) and (real["automatic"] == "not_evaluated").any()
 
 
-def test_zoo_page_has_every_paper_and_stored_model(db, con, model_ids):
+def test_zoo_page_lists_what_it_draws(db, con, model_ids):
     at = _app("zoo")
     table = [d.value for d in at.dataframe if "portion" in d.value.columns][0]
     paper = con.execute("SELECT count(*) FROM paper_model_stats WHERE dataset = 'imagenet' AND grp = 'all'").fetchone()[0]
-    assert (table["source"] == "paper").sum() == paper == 962
+    assert paper == 962
+    # like with like: on the sample images the paper's points (measured on imagenet-val) are neither drawn nor listed
+    assert (table["source"] == "paper").sum() == 0
     assert sorted(table.loc[table["source"] == "stored", "model_id"]) == sorted(model_ids)
     for model_id in model_ids:  # a stored model's point is its MLA and fine-grained portion from analysis.taxonomy.metrics
         point = table[(table["source"] == "stored") & (table["model_id"] == model_id)].iloc[0]
