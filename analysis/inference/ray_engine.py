@@ -21,6 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
+from analysis.errors import one_line
 from analysis.inference.models import ModelSpec
 
 ENGINES = ("local", "ray")
@@ -87,7 +88,7 @@ def start(address: str | None, workers: int | None, gpus_per_worker: float | Non
                              runtime_env={"py_modules": [str(Path(__file__).resolve().parents[1])]})
                 started = True
         except (ConnectionError, RuntimeError, TimeoutError) as exc:
-            raise ValueError(f"address={address!r}: cannot connect to a Ray cluster ({_one_line(exc)}); start one "
+            raise ValueError(f"address={address!r}: cannot connect to a Ray cluster ({one_line(exc)}); start one "
                              "with `ray start --head` or pass the head's address") from None
     try:
         return _plan(ray.cluster_resources(), address, workers, gpus_per_worker, device, started)
@@ -140,11 +141,6 @@ def _quiet():
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
-
-
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class _Predictor:

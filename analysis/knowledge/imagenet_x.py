@@ -8,7 +8,6 @@ package's LICENSE file, although its metadata says BSD), so every place that sho
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import UserError
+from analysis.knowledge import fetch
 
 PACKAGE = "imagenet_x"
 VERSION = "0.0.7"
@@ -57,14 +57,6 @@ def available() -> bool:
     return folder is not None and all((folder / name).is_file() for name in SHA256)
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verified_files(folder: Path | None = None) -> dict[str, Path]:
     """{relative name: path} of the two annotation files after their sha256 matched the pinned ones.
 
@@ -78,7 +70,7 @@ def verified_files(folder: Path | None = None) -> dict[str, Path]:
         path = folder / name
         if not path.is_file():
             raise FileNotFoundError(f"ImageNet-X annotation file {path} is missing; reinstall with `{INSTALL}`")
-        actual = sha256(path)
+        actual = fetch.sha256_of(path)
         if actual != expected:
             raise UserError(f"ImageNet-X annotation file {path} has sha256 {actual[:16]}…, not the pinned "
                             f"{expected[:16]}… of imagenet-x {VERSION}; reinstall it with `{INSTALL}`")

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from analysis import paths
+from analysis.errors import one_line
 from analysis.knowledge.classes import NUM_CLASSES
 from analysis.store import database, publish, queries
 
@@ -43,11 +44,6 @@ _HEADER_BYTES = 1 << 20  # a CSV header line longer than this is refused
 _METADATA_DEPTH = 32  # metadata.json nested deeper than this is refused
 _NPZ_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive (np.savez), or an empty one
 _NPY_MAGIC = b"\x93NUMPY"
-
-
-def _one_line(exc: object, limit: int = 300) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass
@@ -139,7 +135,7 @@ def read_paper_npz(path: Path, images: _Images) -> Predictions:
                     arrays[field] = archive[field]
     except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError) as exc:
         where = f"field {field!r} is damaged" if field else "not a readable .npz archive"
-        raise ValueError(f"{path}: {where} ({_one_line(exc)}); export the file again") from None
+        raise ValueError(f"{path}: {where} ({one_line(exc)}); export the file again") from None
     missing = [k for k in ("top1", "top5") if k not in arrays]
     if missing:
         raise ValueError(f"{path}: missing field(s) {missing}; the paper's preds.npz holds top1, top5 and probs")
@@ -186,7 +182,7 @@ def read_logits(path: Path, images: _Images) -> Predictions:
     try:
         logits = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable .npy array ({_one_line(exc)})") from None
+        raise ValueError(f"{path}: not a readable .npy array ({one_line(exc)})") from None
     _shape(path, "logits", logits, (len(images.ids), NUM_CLASSES), images)
     if not np.issubdtype(logits.dtype, np.floating):
         raise ValueError(f"{path}: field 'logits' has dtype {logits.dtype}; expected floating-point logits")
@@ -201,7 +197,7 @@ def _csv_header(path: Path) -> list[str]:
         with open(path, "rb") as f:
             head = f.read(_HEADER_BYTES)
     except OSError as exc:
-        raise ValueError(f"{path}: not readable ({_one_line(exc)})") from None
+        raise ValueError(f"{path}: not readable ({one_line(exc)})") from None
     if not head.strip():
         raise ValueError(f"{path}: is empty; expected a header line file_name,prediction[,top5] and one row per image")
     if b"\n" not in head and len(head) == _HEADER_BYTES:
@@ -210,7 +206,7 @@ def _csv_header(path: Path) -> list[str]:
     try:
         line = head.split(b"\n", 1)[0].decode("utf-8-sig").rstrip("\r")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not a readable CSV: the header line is not UTF-8 ({_one_line(exc)})") from None
+        raise ValueError(f"{path}: not a readable CSV: the header line is not UTF-8 ({one_line(exc)})") from None
     return next(csv.reader([line]), [])
 
 
@@ -325,8 +321,8 @@ def read_csv(path: Path, images: _Images, *, block_size: int | None = None) -> P
             if invalid:
                 row = invalid[0]
                 raise ValueError(f"{path}: line {row.number}: {row.actual_columns} fields where the header has "
-                                 f"{row.expected_columns} ({_one_line(row.text, 80)!r})") from None
-            raise ValueError(f"{path}: not a readable CSV after line {check.rows + 1} ({_one_line(exc)})") from None
+                                 f"{row.expected_columns} ({one_line(row.text, 80)!r})") from None
+            raise ValueError(f"{path}: not a readable CSV after line {check.rows + 1} ({one_line(exc)})") from None
     if check.error() is not None:
         raise check.error()
     if check.rows == 0:
@@ -371,7 +367,7 @@ def read_metadata(path: Path) -> dict:
         raise ValueError(f"{path}: is nested too deeply to read; metadata.json may nest at most "
                          f"{_METADATA_DEPTH} levels") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
-        raise ValueError(f"{path}: not readable JSON ({_one_line(exc)})") from None
+        raise ValueError(f"{path}: not readable JSON ({one_line(exc)})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object with arch, family, training_data, params")
     problem = _json_problem(data)

@@ -99,7 +99,8 @@ def _listing(kind: str, key: str, total: int, **cell_args) -> None:
         widgets.empty("No images.")
         return
     gallery.cards(_cards(frame, kind), key=key)
-    with st.expander(f"As a table (first {SHOWN_ROWS})"):
+    # a toggle, not an expander: an expander's body (and its query) would run on every rerun, open or not
+    if st.toggle(f"As a table (first {SHOWN_ROWS})", key=f"{key}_as_table"):
         table = db.view("compare_images", model_a, model_b, dataset=flt.dataset, kind=kind, limit=SHOWN_ROWS, flt=flt,
                         **cell_args)
         widgets.table(table.assign(category_a=table["category_a"].map(widgets.category_label),

@@ -153,6 +153,8 @@ def test_compare_matrix_and_listings(db, con, model_ids):
     cell = off.iloc[0] if len(off) else matrix.iloc[0]
     at.selectbox(key="cmp_cell").select(f"{cell['category_a']}|{cell['category_b']}").run()
     assert not at.exception
+    assert not [d for d in at.dataframe if "category_a" in d.value.columns]  # tables are built only when asked for
+    at.toggle(key="cmp_cell_list_as_table").set_value(True).run()
     listed = [d.value for d in at.dataframe if "category_a" in d.value.columns]
     assert len(listed[0]) == min(500, cell["images"])
     assert at.query_params["cell"] == f"{cell['category_a']}|{cell['category_b']}"
