@@ -156,11 +156,7 @@ def comparison(con: duckdb.DuckDBPyConnection, reviewer: str, *, dataset: str | 
 
 def confusion(frame: pd.DataFrame) -> pd.DataFrame:
     """Verdict (rows) × automatic (columns) counts of a `comparison`, in taxonomy order with label_wrong last."""
-    order = [*categories.IDS, "unclassified", LABEL_WRONG]
-    present = set(frame["expert"]) | set(frame["automatic"])
-    table = pd.crosstab(frame["expert"], frame["automatic"])
-    return table.reindex(index=[c for c in order if c in set(frame["expert"])],
-                         columns=[c for c in order if c in present], fill_value=0)
+    return agreement.confusion(frame, order=(*categories.IDS, "unclassified", LABEL_WRONG))
 
 
 def figures(frame: pd.DataFrame) -> dict:

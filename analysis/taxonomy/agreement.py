@@ -93,10 +93,11 @@ def compare(expert: str, *, labels: str = "expert_verdict", non_prototypical_che
     return out
 
 
-def confusion(comparison: pd.DataFrame) -> pd.DataFrame:
-    """Expert (rows) × automatic (columns) counts, both in taxonomy order, only categories that occur."""
+def confusion(comparison: pd.DataFrame, *, order: tuple[str, ...] = tx.IDS) -> pd.DataFrame:
+    """Expert (rows) × automatic (columns) counts, both in `order` (default: taxonomy order), only categories that
+    occur."""
     present = set(comparison["expert"]) | set(comparison["automatic"])
-    order = [c for c in tx.IDS if c in present]
+    order = [c for c in order if c in present]
     table = pd.crosstab(comparison["expert"], comparison["automatic"])
     return table.reindex(index=[c for c in order if c in set(comparison["expert"])], columns=order, fill_value=0)
 
