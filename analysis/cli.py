@@ -22,13 +22,14 @@ COMMANDS = {
     "superclasses": "analysis.cli:cmd_superclasses",
     "classify-csv": "analysis.taxonomy.classify_csv:cli_classify_csv",
     "agreement": "analysis.taxonomy.agreement:cli_agreement",
-    "build": "analysis.store.reference:cli_build",
+    "build": "analysis.cli:cmd_build",
     "predict": "analysis.inference.runner:cli_predict",
     "import-predictions": "analysis.store.imports:cli_import",
     "import-paper-artefacts": "analysis.store.paper_artefacts:cli_import_artefacts",
     "export": "analysis.store.export:cli_export",
     "models": "analysis.store.publish:cli_models",
     "reviews": "analysis.store.reviews:cli_reviews",
+    "ingest": "analysis.store.shards:cli_ingest",
 }
 
 
@@ -171,6 +172,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--db", type=Path, default=None)
     _add_wait(p)
 
+    p = sub.add_parser("ingest", help="publish the pending Parquet shards of predict and import-predictions",
+                       description="Publish every complete pending shard in <store>.shards/ (each in one "
+                                   "transaction); a shard that fails its checks moves to <store>.shards/failed/ "
+                                   "with a .error.txt giving the reason.")
+    p.add_argument("--db", type=Path, default=None)
+    _add_wait(p)
+    _add_superclasses(p)
+
     p = sub.add_parser("models", help="list the models in the store")
     p.add_argument("--db", type=Path, default=None)
     p.add_argument("--json", action="store_true")
@@ -239,3 +248,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """`build`, then the pending Parquet shards ingested (a writer ingests them while it can take the store)."""
+    from analysis import paths
+    from analysis.store import reference, shards
+
+    code = reference.cli_build(args)
+    store = Path(args.db) if args.db else paths.db_path()
+    if shards.pending(store):
+        with shards.warning_lines():
+            done = shards.ingest_pending(store)
+        print(f"ingested {len(done.published)} pending shards")
+    return code

@@ -120,7 +120,15 @@ def _store() -> dict:
                      f"{database.rebuild_advice(db)} (`build` alone refuses a damaged store)")
     except database.StoreError as exc:  # locked, or another project's database: the message says what to do
         return _item("store", False, f"{db}: not usable now", str(exc))
-    return _item("store", True, f"{db}: {n_models} models, classified with the superclasses {classified_with}", None)
+    from analysis.store import shards
+
+    waiting = len(shards.pending(db))
+    if waiting:
+        return _item("store", True, f"{db}: {n_models} models, classified with the superclasses {classified_with}; "
+                     f"{waiting} pending shards in {shards.shard_dir(db)} (`python -m analysis ingest --db {db}`, or "
+                     "the next predict or import, ingests them)", None)
+    return _item("store", True, f"{db}: {n_models} models, classified with the superclasses {classified_with}; "
+                 "0 pending shards", None)
 
 
 def collect() -> dict:

@@ -33,7 +33,7 @@ import pyarrow as pa
 from analysis import paths
 from analysis.errors import UserError
 from analysis.knowledge.classes import VAL_FILE_RE, val_index, wnid_to_id
-from analysis.store import database, publish, queries, reference
+from analysis.store import database, publish, queries, reference, shards
 
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".bmp", ".webp")
 CHUNK_IMAGES = 512
@@ -86,6 +86,7 @@ class RunResult:
     selected: int
     seconds: float
     top1: float | None
+    pending: Path | None = None  # the shard file waiting for an ingest (the store was busy at the end)
 
 
 # --- image sets ------------------------------------------------------------------------------------------
@@ -285,17 +286,20 @@ def infer_batches(loaded, files: list[Path], *, device: str = "cpu", batch_size:
 
 
 class _StoreAccess:
-    """Short write connections to the store (opened per write, so the file is locked only while writing)."""
+    """Short write connections to the store (opened per write, so the file is locked only while writing).
+
+    Each waits up to shards.WRITERS_WAIT (30 s) for another writer's short hold (`quick`: only --wait or 1 s)."""
 
     def __init__(self, db: Path | None, con) -> None:
         self.db, self.con = db, con
+        self.store = Path(db) if db is not None else (shards.store_of(con) if con is not None else paths.db_path())
 
     @contextmanager
-    def open(self):
+    def open(self, *, quick: bool = False):
         if self.con is not None:
             yield self.con
             return
-        con = database.connect(self.db)  # waits database.DEFAULT_WAIT, or --wait SECONDS
+        con = database.connect(self.db) if quick else shards.connect_writer(self.db)
         try:
             yield con
         finally:
@@ -313,16 +317,28 @@ def _select(images: ImageSet, limit: int | None, shard: tuple[int, int] | None) 
     return positions[shard[0]::shard[1]] if shard else positions
 
 
-def _stage(access: _StoreAccess, run_id: str, rows: list) -> None:
-    """Stage buffered (image ids, file names, file (size, mtime_ns), top5, confidences) batches in one transaction."""
+def _stage(access: _StoreAccess, run_id: str, rows: list, *, final: bool = True) -> None:
+    """Stage buffered (image ids, file names, file (size, mtime_ns), top5, confidences) batches in one transaction.
+
+    A flush that is not `final` and meets another process's lock keeps the rows buffered for the next one."""
     if not rows:
         return
+    if not final:
+        try:
+            _stage_now(access, run_id, rows, quick=True)
+        except database.StoreLockedError:
+            pass
+        return
+    _stage_now(access, run_id, rows)
+
+
+def _stage_now(access: _StoreAccess, run_id: str, rows: list, *, quick: bool = False) -> None:
     ids, names, files, top5, conf = (np.concatenate(parts) for parts in zip(*rows))
     table = publish.prediction_table(ids, top5[:, 0], top5=top5, top5_confidence=conf)
     table = (table.append_column("file_name", pa.array(names.tolist(), pa.string()))
              .append_column("file_size", pa.array(files[:, 0], pa.int64()))
              .append_column("file_mtime_ns", pa.array(files[:, 1], pa.int64())))
-    with access.open() as con, database.transaction(con):
+    with access.open(quick=quick) as con, database.transaction(con):
         with database.registered(con, table):
             con.execute(queries.STAGING_INSERT, [run_id])
     rows.clear()
@@ -491,6 +507,7 @@ def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | 
     device = _device(device) if engine == "local" else device
     access = _StoreAccess(db, con)
     with access.open() as c:
+        shards.ingest(c, access.store)  # a writer ingests the pending shards while it holds the store
         publish.check_superclasses(c)  # before the run, not after it: its pairs are classified like the stored ones
         imgs = image_set(dataset, c, images=images)
         existing = database.first(c, queries.MODEL_GET, [model_id])
@@ -546,17 +563,18 @@ def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | 
             finished += len(positions)
             report(finished, len(todo))
             if sum(len(b[0]) for b in buffer) >= chunk_images:
-                _stage(access, run_id, buffer)
+                _stage(access, run_id, buffer, final=False)
         _stage(access, run_id, buffer)
         seconds = time.perf_counter() - start
         with access.open() as c:
             rows = c.sql(queries.STAGED_ROWS, params=[run_id]).to_arrow_table()
-            if rows.num_rows:
-                publish.publish_predictions(c, record, imgs.dataset, rows, mode="merge", images=imgs.register,
-                                            run_id=run_id, run_seconds=seconds)
-            else:
+            if not rows.num_rows:
                 c.execute(queries.RUN_FINISH, ["done", None, seconds, run_id])
-            top1 = database.first(c, queries.MODEL_TOP1, [model_id, imgs.dataset])[0]
+                top1 = database.first(c, queries.MODEL_TOP1, [model_id, imgs.dataset])[0]
+        if rows.num_rows:  # published through a Parquet shard: now when the store is free, else by the next writer
+            landed = shards.land(access.store, record, imgs.dataset, rows, mode="merge", images=imgs.register,
+                                 run_id=run_id, run_seconds=seconds, shard=shard, con=access.con)
+            top1, result.pending = landed.top1, landed.shard if landed.pending else None
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         try:
@@ -584,11 +602,16 @@ def _has_unfinished(access: _StoreAccess, model_id: str, dataset: str, shard: st
 
 def cli_predict(args: argparse.Namespace) -> int:
     """`python -m analysis predict --model NAME --dataset NAME [...]`."""
-    result = predict(args.model, args.dataset, images=args.images, db=args.db, device=args.device,
-                     batch_size=args.batch_size, workers=args.workers, limit=args.limit, shard=args.shard,
-                     checkpoint=args.checkpoint, model_id=args.model_id, **_engine_args(args))
+    with shards.warning_lines():
+        result = predict(args.model, args.dataset, images=args.images, db=args.db, device=args.device,
+                         batch_size=args.batch_size, workers=args.workers, limit=args.limit, shard=args.shard,
+                         checkpoint=args.checkpoint, model_id=args.model_id, **_engine_args(args))
     if result.run_id is None:
         print(f"{result.model_id} on {result.dataset}: all {result.selected} selected images already predicted")
+        return 0
+    if result.pending is not None:
+        print(f"{result.model_id} on {result.dataset}: {result.predicted} images predicted in {result.seconds:.1f} s "
+              f"({result.device}), run {result.run_id}; " + shards.pending_line(result.pending, _store_path(args.db)))
         return 0
     rate = result.predicted / result.seconds if result.seconds else 0.0
     top1 = "" if result.top1 is None else f"; top-1 {result.top1:.3f} over its stored predictions"
@@ -602,3 +625,7 @@ def _engine_args(args: argparse.Namespace) -> dict:
     given = {"engine": getattr(args, "engine", "local"), "address": getattr(args, "address", None),
              "gpus_per_worker": getattr(args, "gpus_per_worker", None)}
     return {k: v for k, v in given.items() if v is not None and (k != "engine" or v != "local")}
+
+
+def _store_path(db: Path | None) -> Path:
+    return Path(db) if db is not None else paths.db_path()

@@ -21,7 +21,7 @@ from analysis import paths
 from analysis.errors import UserError
 from analysis.store import queries, summary
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
 SQL_DIR = Path(__file__).with_name("sql")
 
@@ -40,6 +40,14 @@ class CorruptStoreError(StoreError):
 
 class _OpenHere(StoreError):
     """The file is already open in this process with the other read-only setting."""
+
+
+class StoreLockedError(StoreError):
+    """Another process holds the store's lock; `mode` is how it holds it: 'read', 'write' or None (unknown)."""
+
+    def __init__(self, message: str, mode: str | None = None) -> None:
+        super().__init__(message)
+        self.mode = mode
 
 
 DEFAULT_WAIT = 1.0  # seconds a connection waits for another process's lock unless told otherwise (--wait)
@@ -169,7 +177,7 @@ def _open(path: Path, read_only: bool, deadline: float, wait: float) -> duckdb.D
                     raise damage(path, exc) or _unusable(path, exc) from None
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise StoreError(_lock_message(path, exc, wait)) from None
+                    raise StoreLockedError(_lock_message(path, exc, wait), _holder(path, exc)[1]) from None
                 if wait > DEFAULT_WAIT:
                     countdown.show(exc, remaining)
                 time.sleep(min(0.2, remaining))
@@ -368,3 +376,6 @@ def insert_frame(con: duckdb.DuckDBPyConnection, sql: str, frame, params: list |
         con.execute(sql, params or [])
 
 
+def current_wait() -> float:
+    """The seconds `connect` waits for another process's lock when not told otherwise (DEFAULT_WAIT, or --wait)."""
+    return _wait

@@ -28,7 +28,7 @@ import pyarrow.csv as pacsv
 from analysis import paths
 from analysis.errors import one_line
 from analysis.knowledge.classes import NUM_CLASSES
-from analysis.store import database, publish, queries
+from analysis.store import database, publish, queries, shards
 
 FORMATS = ("paper-npz", "logits", "csv")
 _SUFFIX_FORMATS = {".npz": "paper-npz", ".npy": "logits", ".csv": "csv"}
@@ -411,7 +411,9 @@ def import_predictions(path: Path, *, model_id: str, fmt: str | None = None, met
     An existing model id needs `replace=True`, which keeps the stored fields the import does not give (and refuses
     ones it contradicts for a model from a run). The file must cover every image of `dataset` unless `partial=True`
     (only a CSV can cover part of it). On any bad input the store is unchanged, and a missing store is not created.
-    Returns {model_id, dataset, predictions, new_pairs, top1}.
+    The checked rows land as a Parquet shard (`shards.land`): ingested now when the store is free, else left pending
+    for the next writer or `python -m analysis ingest`. Returns {model_id, dataset, predictions, new_pairs, top1,
+    pending}: `pending` is the shard's path while it waits (new_pairs and top1 None then), else None.
     """
     path = Path(path)
     if not path.is_file():
@@ -432,32 +434,44 @@ def import_predictions(path: Path, *, model_id: str, fmt: str | None = None, met
                                       f"--db {store}`, or check --db / {paths.DB_ENV} (no store created)")
         con = database.connect(store)
     try:
+        shards.ingest(con)  # a writer ingests the pending shards while it holds the store
         existing = database.first(con, queries.MODEL_GET, [model_id])
         if existing is not None and not replace:
             raise ValueError(f"model id {model_id!r} already exists in the store (source {existing[1]}); "
                              "pass --replace to overwrite its predictions, or choose another --model-id")
         publish.merged_record(con, record)  # a conflict with the stored model is refused before the file is read
         images = _Images(con, dataset)
-        reader = {"paper-npz": read_paper_npz, "logits": read_logits, "csv": read_csv}[fmt]
-        preds = reader(path, images)
-        covered, total = len(preds.image_ids), len(images.ids)
-        if covered < total and not partial:
-            raise ValueError(f"{path}: covers {covered} of the {total} images of {dataset} ({total - covered} "
-                             "missing); pass --partial to import only these, or add rows for the missing images")
-        rows = publish.prediction_table(preds.image_ids, preds.top1, top5=preds.top5,
-                                        top5_confidence=preds.top5_confidence)
-        counts = publish.publish_predictions(con, record, dataset, rows, mode="replace" if replace else "new")
-        top1 = database.first(con, queries.MODEL_TOP1, [model_id, dataset])[0]
     finally:
-        if own:
+        if own:  # the file is read and checked without holding the store
             con.close()
-    return {"model_id": model_id, "dataset": dataset, **counts, "top1": top1}
+    reader = {"paper-npz": read_paper_npz, "logits": read_logits, "csv": read_csv}[fmt]
+    preds = reader(path, images)
+    covered, total = len(preds.image_ids), len(images.ids)
+    if covered < total and not partial:
+        raise ValueError(f"{path}: covers {covered} of the {total} images of {dataset} ({total - covered} "
+                         "missing); pass --partial to import only these, or add rows for the missing images")
+    rows = publish.prediction_table(preds.image_ids, preds.top1, top5=preds.top5,
+                                    top5_confidence=preds.top5_confidence)
+    landed = shards.land(store if own else None, record, dataset, rows, mode="replace" if replace else "new",
+                         con=None if own else con)
+    counts = landed.counts or {"predictions": rows.num_rows, "new_pairs": None}
+    return {"model_id": model_id, "dataset": dataset, **counts, "top1": landed.top1,
+            "pending": landed.shard if landed.pending else None}
 
 
 def cli_import(args: argparse.Namespace) -> int:
     """`python -m analysis import-predictions FILE --model-id ID [--format F] [--metadata M] [--replace|--partial]`."""
-    out = import_predictions(args.file, model_id=args.model_id, fmt=args.format, metadata=args.metadata,
-                             dataset=args.dataset, replace=args.replace, partial=args.partial, db=args.db)
+    with shards.warning_lines():
+        out = import_predictions(args.file, model_id=args.model_id, fmt=args.format, metadata=args.metadata,
+                                 dataset=args.dataset, replace=args.replace, partial=args.partial, db=args.db)
+    if out["pending"] is not None:
+        store = Path(args.db) if args.db else paths.db_path()
+        print(f"checked {out['predictions']} predictions of {out['model_id']} on {out['dataset']}; "
+              + shards.pending_line(out["pending"], store))
+        return 0
+    if out["top1"] is None:  # another writer's ingest published the shard meanwhile
+        print(f"imported {out['predictions']} predictions of {out['model_id']} on {out['dataset']}")
+        return 0
     print(f"imported {out['predictions']} predictions of {out['model_id']} on {out['dataset']} "
           f"({out['new_pairs']} new pairs classified); top-1 {out['top1']:.4f}")
     return 0

@@ -202,7 +202,8 @@ def check_superclasses(con: duckdb.DuckDBPyConnection) -> None:
 
 def publish_predictions(con: duckdb.DuckDBPyConnection, model: ModelRecord, dataset: str, rows: pa.Table, *,
                         mode: str = "new", images: tuple[tuple, pa.Table] | None = None,
-                        run_id: str | None = None, run_seconds: float = 0.0) -> dict[str, int]:
+                        run_id: str | None = None, run_seconds: float = 0.0,
+                        statements: tuple[tuple[str, list], ...] = ()) -> dict[str, int]:
     """Write a model's predictions on `dataset` in ONE transaction, classifying the pairs not yet classified.
 
     `rows` from `prediction_table`. `mode`: `new` (error if the model already has predictions there),
@@ -210,7 +211,8 @@ def publish_predictions(con: duckdb.DuckDBPyConnection, model: ModelRecord, data
     `rows`: runs, shards, resumes). `images` = (datasets row, images table) registers a new image set in
     the same transaction; `run_id` marks that run done and drops its staged rows. The model's summary on
     `dataset` is recomputed from all its rows there, and its row is `merged_record` (what `model` leaves unset
-    keeps its stored value). Returns counts.
+    keeps its stored value). `statements`: more (sql, params) run in the same transaction (a shard's
+    `ingested_shards` row). Returns counts.
     """
     if not isinstance(model, ModelRecord):
         raise TypeError(f"model={model!r} must be an analysis.store.publish.ModelRecord")
@@ -250,6 +252,8 @@ def publish_predictions(con: duckdb.DuckDBPyConnection, model: ModelRecord, data
         if run_id is not None:
             con.execute(queries.STAGING_DELETE, [run_id])
             con.execute(queries.RUN_FINISH, ["done", None, float(run_seconds), run_id])
+        for sql, params in statements:
+            con.execute(sql, params)
     return {"predictions": rows.num_rows, "new_pairs": new_pairs}
 
 

@@ -3,7 +3,8 @@
 -- pair_categories.models, the number of stored models that predict the pair; v3 adds model_summary, the
 -- per-model × dataset × group figures the dashboard reads; v4 adds the file identity of staged rows and the
 -- holder of a running run: runs.pid, host, pid_start, held_since; v5 adds reviews, the user's own verdicts that
--- build never touches, and imagenet_x, the optional ImageNet-X factor annotations of imagenet-val).
+-- build never touches, and imagenet_x, the optional ImageNet-X factor annotations of imagenet-val; v6 adds
+-- ingested_shards, the ids of the Parquet shards already published, analysis.store.shards).
 -- Class ids are SMALLINT 0-999; images are addressed by (dataset, image_id), image_id = 0-based
 -- index within the dataset (validation file order for imagenet-val, class id order for samples).
 

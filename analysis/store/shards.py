@@ -1,0 +1,378 @@
+"""Parquet shards: a writer's predictions land as a file next to the store, and the store ingests them when it can.
+
+A shard is one Parquet file in `<store>.shards/` per (model, dataset, shard i/N or all, run) holding the rows of
+`publish.prediction_table`, with everything `publish.publish_predictions` needs in its key-value metadata (JSON under
+`analysis.shard`: shard id, the ModelRecord, dataset, mode, run id and seconds, created time, writer PID and host). A
+folder dataset the run registers goes in a sibling `<name>.images.parquet` written before the main file. Files are
+written under a temporary name starting with '.', fsynced, renamed into place and the folder fsynced, so a shard is
+either complete or invisible. `ingest` publishes each pending shard in ONE transaction that also records its id in
+`ingested_shards`, then deletes the file(s); a shard that fails validation moves to `failed/` with a `.error.txt`.
+`land` writes a shard and ingests every pending one when the store can be taken for writing now, else leaves it
+pending for the next writer or `python -m analysis ingest` (docs/SCALE.md, "Parquet shards and ingestion").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import sys
+import time
+import uuid
+import warnings
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from analysis import paths
+from analysis.store import database, publish, queries
+
+META_KEY = b"analysis.shard"
+IMAGES_SUFFIX = ".images.parquet"
+FORMAT = 1
+WRITERS_WAIT = 30.0  # seconds a writer waits for another writer's short hold (staging flush, ingest) before failing
+_COLUMNS = ("image_id", "prediction", "top5", "confidence", "top5_confidence")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
+
+
+class ShardWarning(UserWarning):
+    """A pending shard could not be ingested; it was moved to `failed/` with its reason."""
+
+
+@dataclass
+class Ingested:
+    """What `ingest` did: shards published (dicts), shards already ingested and deleted, shards moved to failed/."""
+
+    published: list[dict] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+@dataclass
+class Landed:
+    """What `land` did: the shard file, whether it waits for a later ingest, what was ingested, the model's top-1."""
+
+    shard: Path
+    pending: bool
+    ingested: Ingested | None = None
+    counts: dict | None = None  # publish_predictions' counts of this shard, when ingested now
+    top1: float | None = None
+
+
+def shard_dir(store: Path | str) -> Path:
+    """The shard folder of the store file `store`: `<store>.shards/` next to it."""
+    store = Path(store)
+    return store.with_name(store.name + ".shards")
+
+
+def safe_part(text: str, limit: int = 60) -> str:
+    """`text` as a file-name part: a model id's '/' as '--' (the paper's folders), other unsafe runs as '_'."""
+    part = _UNSAFE.sub("_", str(text).replace("/", "--")).strip("._") or "x"
+    return part[:limit]
+
+
+def pending(store: Path | str) -> list[Path]:
+    """The complete pending shards of `store` in name (= creation) order; temporary and images files excluded."""
+    folder = shard_dir(store)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.parquet")
+                  if not p.name.startswith(".") and not p.name.endswith(IMAGES_SUFFIX) and p.is_file())
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a platform without directory handles
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(table: pa.Table, target: Path) -> None:
+    """Write `table` as Parquet at `target`: a '.'-named temporary file, fsync, rename, fsync of the folder."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            pq.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+
+
+def write_shard(store: Path | str, record: publish.ModelRecord, dataset: str, rows: pa.Table, *, mode: str,
+                images: tuple[tuple, pa.Table] | None = None, run_id: str | None = None, run_seconds: float = 0.0,
+                shard: str | None = None) -> Path:
+    """Write one shard of `record`'s `rows` on `dataset` (and its images sibling first) atomically; returns its path."""
+    if not isinstance(record, publish.ModelRecord):
+        raise TypeError(f"record={record!r} must be an analysis.store.publish.ModelRecord")
+    if mode not in publish.WRITE_MODES:
+        raise ValueError(f"mode={mode!r} must be one of {publish.WRITE_MODES}")
+    if not isinstance(rows, pa.Table) or rows.num_rows == 0 or not set(_COLUMNS) <= set(rows.column_names):
+        raise ValueError("rows must be a non-empty pyarrow Table from analysis.store.publish.prediction_table")
+    folder = shard_dir(store)
+    folder.mkdir(parents=True, exist_ok=True)
+    shard_id = str(uuid.uuid4())
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now % 1 * 1e6):06d}Z"
+    part = "all" if shard is None else shard.replace("/", "of")
+    name = f"{stamp}-{safe_part(record.model_id)}-{safe_part(dataset, 40)}-{safe_part(part, 20)}-" \
+           f"{safe_part(run_id or 'import', 40)}-{shard_id[:8]}"
+    meta = {"format": FORMAT, "shard_id": shard_id, "model": asdict(record), "dataset": dataset, "mode": mode,
+            "run_id": run_id, "run_seconds": float(run_seconds), "shard": shard,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z",
+            "pid": os.getpid(), "host": socket.gethostname(), "images_file": None}
+    if images is not None:
+        meta["images_file"] = name + IMAGES_SUFFIX
+        sibling = images[1].replace_schema_metadata({META_KEY: json.dumps({"shard_id": shard_id,
+                                                                           "dataset_row": list(images[0])})})
+        _write_atomic(sibling, folder / meta["images_file"])
+    table = rows.select(list(_COLUMNS)).replace_schema_metadata({META_KEY: json.dumps(meta, default=str)})
+    target = folder / f"{name}.parquet"
+    _write_atomic(table, target)
+    return target
+
+
+def _metadata(path: Path) -> dict:
+    """The shard metadata of the Parquet file `path`; ValueError when it has none or it is malformed."""
+    try:
+        raw = (pq.read_schema(path).metadata or {}).get(META_KEY)
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"it is not a readable Parquet file ({' '.join(str(exc).split())[:200]})") from None
+    if raw is None:
+        raise ValueError("it has no analysis.shard metadata (not written by this project)")
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        raise ValueError("its analysis.shard metadata is not JSON") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("shard_id"), str) or not isinstance(meta.get("model"),
+                                                                                                  dict):
+        raise ValueError("its analysis.shard metadata lacks shard_id or model")
+    return meta
+
+
+def _read(path: Path, meta: dict) -> tuple[publish.ModelRecord, pa.Table, tuple[tuple, pa.Table] | None]:
+    """The record, rows and images registration of a shard; ValueError naming what is wrong."""
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"its format {meta.get('format')!r} is not {FORMAT} (written by another version)")
+    if meta.get("mode") not in publish.WRITE_MODES or not isinstance(meta.get("dataset"), str):
+        raise ValueError(f"its mode {meta.get('mode')!r} or dataset {meta.get('dataset')!r} is invalid")
+    try:
+        record = publish.ModelRecord(**meta["model"])
+    except TypeError as exc:
+        raise ValueError(f"its model record is malformed ({exc})") from None
+    try:
+        rows = pq.read_table(path).replace_schema_metadata(None)
+    except (pa.ArrowException, OSError) as exc:
+        raise ValueError(f"its rows cannot be read ({' '.join(str(exc).split())[:200]})") from None
+    if rows.column_names != list(_COLUMNS) or rows.num_rows == 0:
+        raise ValueError(f"its columns {rows.column_names} (rows {rows.num_rows}) are not {list(_COLUMNS)} "
+                         "with at least one row")
+    images = None
+    if meta.get("images_file"):
+        sibling = path.with_name(meta["images_file"])
+        if not sibling.is_file():
+            raise ValueError(f"its images file {sibling.name} is missing")
+        table = pq.read_table(sibling)
+        row = json.loads((table.schema.metadata or {}).get(META_KEY, b"{}")).get("dataset_row")
+        if not isinstance(row, list):
+            raise ValueError(f"its images file {sibling.name} has no dataset row")
+        images = (tuple(row), table.replace_schema_metadata(None))
+    return record, rows, images
+
+
+def _remove(path: Path, meta: dict | None) -> None:
+    """Delete a shard: the main file first (what makes it pending), then its images sibling."""
+    path.unlink(missing_ok=True)
+    if meta and meta.get("images_file"):
+        path.with_name(meta["images_file"]).unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def _fail(path: Path, meta: dict | None, reason: str) -> Path:
+    """Move a shard (and its images sibling) to failed/ with `<name>.error.txt` holding `reason`; returns its path."""
+    failed = path.parent / "failed"
+    failed.mkdir(exist_ok=True)
+    (failed / f"{path.name}.error.txt").write_text(reason + "\n")
+    if meta and meta.get("images_file") and path.with_name(meta["images_file"]).is_file():
+        os.replace(path.with_name(meta["images_file"]), failed / meta["images_file"])
+    target = failed / path.name
+    os.replace(path, target)
+    _fsync_dir(failed)
+    _fsync_dir(path.parent)
+    return target
+
+
+def store_of(con: duckdb.DuckDBPyConnection) -> Path:
+    """The file of the store open on `con`."""
+    row = database.first(con, queries.STORE_FILE)
+    if not row or not row[0]:
+        raise ValueError("con must be a connection to a store file, not an in-memory database")
+    return Path(row[0])
+
+
+def ingest(con: duckdb.DuckDBPyConnection, store: Path | str | None = None, *, progress: bool = False) -> Ingested:
+    """Publish every complete pending shard of the store open for writing on `con`, each in ONE transaction.
+
+    A shard already recorded in `ingested_shards` (a crash between commit and delete) is only deleted; one that
+    fails validation moves to `failed/` with `<name>.error.txt` and a ShardWarning, and the others still ingest.
+    A StoreError (superclasses, a damaged store) stops here and leaves the shard pending.
+    """
+    store = Path(store) if store is not None else store_of(con)
+    out = Ingested()
+    files = pending(store)
+    bar = None
+    if progress and files:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(files), desc="ingesting shards", unit="shard", file=sys.stderr, disable=None)
+    try:
+        for path in files:
+            meta = None
+            try:
+                meta = _metadata(path)
+                if database.first(con, queries.INGESTED_SHARD_GET, [meta["shard_id"]]) is not None:
+                    _remove(path, meta)
+                    out.already.append(meta["shard_id"])
+                    continue
+                record, rows, images = _read(path, meta)
+                counts = publish.publish_predictions(
+                    con, record, meta["dataset"], rows, mode=meta["mode"], images=images, run_id=meta.get("run_id"),
+                    run_seconds=float(meta.get("run_seconds") or 0.0),
+                    statements=((queries.INGESTED_SHARD_INSERT, [meta["shard_id"], path.name, record.model_id,
+                                                                 meta["dataset"], rows.num_rows]),))
+            except FileNotFoundError:  # another writer ingested and deleted it meanwhile
+                continue
+            except database.StoreError:
+                raise
+            except (ValueError, TypeError, pa.ArrowException, duckdb.Error, OSError) as exc:
+                reason = " ".join(str(exc).split())
+                moved = _fail(path, meta, reason)
+                out.failed.append((moved, reason))
+                warnings.warn(f"shard {path.name} was not ingested: {reason}; moved to {moved}", ShardWarning,
+                              stacklevel=2)
+                continue
+            finally:
+                if bar is not None:
+                    bar.update(1)
+            _remove(path, meta)
+            out.published.append({"shard_id": meta["shard_id"], "file": path.name, "model_id": record.model_id,
+                                  "dataset": meta["dataset"], **counts})
+    finally:
+        if bar is not None:
+            bar.close()
+    return out
+
+
+def connect_writer(store: Path | str | None = None, *, wait: float | None = None) -> duckdb.DuckDBPyConnection:
+    """A write connection for a writer command: waits up to max(wait, WRITERS_WAIT) s while another writer holds the
+    store (its holds are short), but only `wait` (default: --wait or 1 s) while a reader (a dashboard) holds it."""
+    wait = database.current_wait() if wait is None else database.check_wait(wait)
+    deadline = time.monotonic() + max(wait, WRITERS_WAIT)
+    reader_seen = 0
+    while True:
+        try:
+            return database.connect(store, wait=wait)
+        except database.StoreLockedError as exc:
+            reader_seen = reader_seen + 1 if exc.mode == "read" else 0
+            # twice read-only in a row: a reader that stays (not another writer's read-only probe of the file)
+            if reader_seen >= 2 or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+
+
+def land(store: Path | str | None, record: publish.ModelRecord, dataset: str, rows: pa.Table, *, mode: str,
+         images: tuple[tuple, pa.Table] | None = None, run_id: str | None = None, run_seconds: float = 0.0,
+         shard: str | None = None, wait: float | None = None, con: duckdb.DuckDBPyConnection | None = None) -> Landed:
+    """Write a shard, then ingest every pending shard when the store can be taken for writing within `wait` seconds
+    (default: --wait or 1 s; `con`: a write connection already held); else leave it pending (nothing is lost).
+
+    ValueError when this shard itself fails validation at ingest (it is in failed/ then, with its reason).
+    """
+    store = Path(store) if store is not None else (store_of(con) if con is not None else paths.db_path())
+    path = write_shard(store, record, dataset, rows, mode=mode, images=images, run_id=run_id,
+                       run_seconds=run_seconds, shard=shard)
+    own = con is None
+    if own:
+        try:
+            con = database.connect(store, wait=wait)
+        except database.StoreLockedError:
+            return Landed(path, True)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ShardWarning)
+            done = ingest(con, store)
+        for w in caught:  # others' failed shards: passed on; this shard's failure: raised below
+            if not any(moved.name == path.name for moved, _ in done.failed):
+                warnings.warn(w.message, ShardWarning, stacklevel=2)
+        mine = next((r for r in done.published if r["file"] == path.name), None)
+        for moved, reason in done.failed:
+            if moved.name == path.name:
+                raise ValueError(f"{reason} (the shard is kept as {moved})")
+        top1 = database.first(con, queries.MODEL_TOP1, [record.model_id, dataset])[0] if mine else None
+    finally:
+        if own:
+            con.close()
+    if mine is None:  # not published by this ingest: another writer's ingest took it meanwhile
+        return Landed(path, False, done, None, None)
+    return Landed(path, False, done, {k: mine[k] for k in ("predictions", "new_pairs")}, top1)
+
+
+def pending_line(path: Path, store: Path) -> str:
+    """The CLI's one line for a shard left pending."""
+    return (f"the store {store} is busy, so the predictions wait in {path}; the next writer or "
+            f"`python -m analysis ingest --db {store}` ingests them")
+
+
+def ingest_pending(store: Path | str | None = None, *, progress: bool = False) -> Ingested:
+    """Open the store for writing (a writer's wait) and ingest its pending shards."""
+    store = Path(store) if store is not None else paths.db_path()
+    if not store.is_file():
+        raise database.StoreError(f"store {store} does not exist; build it first with `python -m analysis build "
+                                  f"--db {store}`")
+    con = connect_writer(store)
+    try:
+        return ingest(con, store, progress=progress)
+    finally:
+        con.close()
+
+
+def cli_ingest(args: argparse.Namespace) -> int:
+    """`python -m analysis ingest [--db FILE] [--wait SECONDS]`: publish every pending Parquet shard."""
+    store = Path(args.db) if args.db else paths.db_path()
+    with warning_lines():
+        done = ingest_pending(store, progress=True)
+    rows = sum(r["predictions"] for r in done.published)
+    extra = f", {len(done.already)} already ingested deleted" if done.already else ""
+    failed = f", {len(done.failed)} moved to {shard_dir(store) / 'failed'}" if done.failed else ""
+    print(f"ingested {len(done.published)} shards ({rows} predictions) into {store}{extra}{failed}")
+    return 0
+
+
+@contextmanager
+def warning_lines() -> Iterator[None]:
+    """Inside the block, each ShardWarning is printed as one 'warning:' line on stderr (the CLI's form)."""
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ShardWarning)
+            yield
+    finally:  # after the block restored the filters: other warnings go back to them (re-raised inside, they loop)
+        for w in caught:
+            if issubclass(w.category, ShardWarning):
+                print(f"warning: {w.message}", file=sys.stderr)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
