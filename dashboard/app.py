@@ -78,6 +78,9 @@ def _store_ready() -> bool:
     if scope.PARTLY.get(page.url_path):
         st.sidebar.caption(scope.PARTLY[page.url_path])
     st.sidebar.caption(f"store: `{path.name}` · {catalogue['model_id'].nunique()} models")
+    shown = db.current()
+    if shown.stale:  # a writer holds the store: its previous copy is shown until the next query after the write
+        st.sidebar.caption(f"The store is being written; showing it as of {shown.as_of}.")
     return True
 
 

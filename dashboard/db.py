@@ -1,21 +1,41 @@
-"""The dashboard's one read-only store connection and its cached queries."""
+"""The dashboard's read-only connection to its snapshot of the store, and its cached queries.
+
+The dashboard never holds the store itself (a writer would have to wait for it): it reads a copy, made again on
+the first query after the store changed (`analysis.store.snapshot`; docs/SCALE.md "Writers and the dashboard").
+"""
 
 from __future__ import annotations
 
-import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import duckdb
 import streamlit as st
 
 from analysis import paths
-from analysis.store import database, export, views
+from analysis.store import database, export, snapshot, views
 
 
 def store_path() -> Path:
     """The store the dashboard reads (`IMAGENET_ERRORS_DB`, else `data/errors.duckdb`)."""
     return paths.db_path()
+
+
+def current() -> snapshot.Snapshot:
+    """The snapshot queries read now: copied again when the store changed and no writer holds it (a spinner when
+    there is none yet), else the previous one (`stale`)."""
+    path = store_path()
+    prefix = snapshot.location(path) if path.is_file() else None
+    if prefix is not None and not Path(f"{prefix}.snapshot.json").is_file():
+        with st.spinner("Copying the store for the dashboard (once; writers never wait for the dashboard)…"):
+            return snapshot.current(path)
+    return snapshot.current(path)
+
+
+def version() -> tuple:
+    """The cache key of the data queries read now (the snapshot's file and when it was made)."""
+    return current().version
 
 
 @st.cache_resource(show_spinner=False, max_entries=2, on_release=lambda con: con.close())
@@ -24,22 +44,27 @@ def _connection(path: str) -> duckdb.DuckDBPyConnection:
 
 
 def cursor() -> duckdb.DuckDBPyConnection:
-    """A cursor on the shared read-only connection (one per query, so sessions on other threads don't collide)."""
-    path = store_path()
-    if not path.is_file():
-        raise FileNotFoundError(f"no store at {path}")
-    return _connection(str(path)).cursor()
+    """A cursor on the snapshot's shared read-only connection (one per query, so sessions on other threads don't
+    collide); a new snapshot gets a new connection, and the one before it is closed when a third comes."""
+    return _connection(str(current().path)).cursor()
 
 
 def release() -> None:
-    """Close the shared connection (a run needs the file to itself) and forget every cached result."""
+    """Close the shared connections and forget every cached result."""
     _connection.clear()
     _query.clear()
 
 
-def _version(path: Path) -> tuple[str, int, int]:
-    stat = os.stat(path)
-    return str(path), stat.st_mtime_ns, stat.st_size
+@contextmanager
+def writing() -> Iterator[None]:
+    """Around a write of the dashboard's own to the store (the Run page, the review form): no copy of the store
+    starts meanwhile in any session, and when the dashboard reads the store itself (no writable folder for a
+    snapshot) its connection is released first; the first query after the block sees the write."""
+    path = store_path()
+    if path.is_file() and snapshot.location(path) is None:
+        release()
+    with snapshot.paused(path):
+        yield
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -50,13 +75,13 @@ def _query(module: str, name: str, version: tuple, args: tuple, kwargs: tuple) -
 
 
 def view(name: str, *args, **kwargs) -> Any:
-    """`analysis.store.views.<name>(connection, *args, **kwargs)`, cached per store version (file mtime and size)."""
-    return _query("views", name, _version(store_path()), args, tuple(sorted(kwargs.items())))
+    """`analysis.store.views.<name>(connection, *args, **kwargs)`, cached per snapshot."""
+    return _query("views", name, version(), args, tuple(sorted(kwargs.items())))
 
 
 def count_errors(flt) -> int:
     """`analysis.store.export.count_errors` for the filter, cached."""
-    return _query("export", "count_errors", _version(store_path()), (flt,), ())
+    return _query("export", "count_errors", version(), (flt,), ())
 
 
 def uncached(module: str, name: str, *args, **kwargs) -> Any:

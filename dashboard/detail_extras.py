@@ -1,10 +1,8 @@
 """Extra sections of the error detail dialog (the user's review form, the image's ImageNet-X factors) and the
-ImageNet-X factor chart: each reads the store through the dashboard's read-only connection, and the review form
-writes through a short write connection of its own (the cached read-only one is released first)."""
+ImageNet-X factor chart: each reads the dashboard's snapshot of the store, and the review form writes to the store
+through a short write connection of its own."""
 
 from __future__ import annotations
-
-import os
 
 import pandas as pd
 import plotly.express as px
@@ -23,9 +21,7 @@ FACTOR_CAPTION = ("Factors of variation from " + imagenet_x.LICENCE + ". Annotat
 
 
 def _version() -> tuple:
-    path = db.store_path()
-    stat = os.stat(path)
-    return str(path), stat.st_mtime_ns, stat.st_size
+    return db.version()
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -53,14 +49,14 @@ def _annotated(version: tuple) -> int:
 
 
 def write(func, *args, **kwargs):
-    """Run `func(write_connection, *args, **kwargs)` on a short write connection, after releasing the cached
-    read-only one (DuckDB opens a file with one setting per process); the next read reopens it."""
-    db.release()
-    con = database.connect(db.store_path())
-    try:
-        return func(con, *args, **kwargs)
-    finally:
-        con.close()
+    """Run `func(write_connection, *args, **kwargs)` on a short write connection to the store (`db.writing`: no
+    snapshot copy holds the store meanwhile); the next read copies the written store."""
+    with db.writing():
+        con = database.connect(db.store_path())
+        try:
+            return func(con, *args, **kwargs)
+        finally:
+            con.close()
 
 
 def _row_key(row: dict) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import pandas as pd
@@ -129,10 +130,15 @@ def table(frame: pd.DataFrame, *, key: str, formats: dict | None = None, **kwarg
     return st.dataframe(frame, key=key, column_config=column_config(frame, formats), **kwargs)
 
 
+def _download_bytes(flt, snapshot: Path) -> bytes:
+    """The CSV of `flt` built from `snapshot`, or from the current one when a newer copy of the store replaced it."""
+    return export.build_download(flt, db=snapshot if snapshot.is_file() else db.current().path).read_bytes()
+
+
 def errors_download(label: str, flt, *, total: int, file_name: str, key: str) -> None:
     """Browse's full download: the file `python -m analysis export` writes, built on disk by a child process when the
     user asks (spinner; an error box with our message on failure), then served from disk on each click."""
-    store = db.store_path()
+    store = db.current().path  # the snapshot the page shows: the child that writes the CSV never holds the store
     path = export.download_path(flt, db=store)
     if not path.is_file():
         if not st.button(f"Prepare the CSV of all {total:,} rows", key=f"{key}_build", icon=":material/build:"):
@@ -143,5 +149,5 @@ def errors_download(label: str, flt, *, total: int, file_name: str, key: str) ->
             except (UserError, ValueError, OSError) as exc:
                 st.error(f"Could not build the CSV: {exc}")
                 return
-    st.download_button(label, data=lambda: export.build_download(flt, db=store).read_bytes(), file_name=file_name,
+    st.download_button(label, data=lambda: _download_bytes(flt, store), file_name=file_name,
                        mime="text/csv", key=key, on_click="ignore", icon=":material/download:")

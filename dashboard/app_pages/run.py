@@ -52,9 +52,9 @@ path = db.store_path()
 if not path.is_file():
     st.warning(f"There is no store at `{path}` yet.", icon=":material/database:")
     if st.button("Build the store now", key="run_build"):
-        db.release()
         try:
-            with st.spinner("Building the reference tables (classes, superclasses, images, experts, paper zoo)…"):
+            with db.writing(), st.spinner("Building the reference tables (classes, superclasses, images, experts, "
+                                          "paper zoo)…"):
                 reference.build(path, progress=False)
         except (UserError, ValueError, FileNotFoundError, OSError) as exc:
             st.error(f"Build failed: {exc}", icon=":material/error:")
@@ -111,11 +111,12 @@ if st.button(label, type="primary", key="run_go"):
     def _report(done: int, total: int) -> None:
         bar.progress(done / total if total else 1.0, text=f"{done} / {total} images")
 
-    db.release()  # the run writes to the store: the dashboard's read-only connection must let go of it
     started = time.perf_counter()
     try:
-        result = runner.predict(name, dataset, images=images, db=path, device=device, checkpoint=checkpoint_file,
-                                limit=int(limit) or None, model_id=model_id or default_id, progress=_report)
+        with db.writing():  # no snapshot copy holds the store while the run writes it
+            result = runner.predict(name, dataset, images=images, db=path, device=device,
+                                    checkpoint=checkpoint_file, limit=int(limit) or None,
+                                    model_id=model_id or default_id, progress=_report)
     except (UserError, ValueError, FileNotFoundError, OSError, RuntimeError, ImportError) as exc:
         bar.empty()
         st.error(f"The run failed: {in_page_words(exc)}", icon=":material/error:")
