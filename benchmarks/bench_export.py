@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from report import update_section  # noqa: E402
 
 from analysis.knowledge import classes  # noqa: E402
-from analysis.store import database, export, reference  # noqa: E402
+from analysis.store import database, export, reference, summary  # noqa: E402
 from analysis.store.filters import ErrorFilter  # noqa: E402
 from analysis.taxonomy import classify, labelsets  # noqa: E402
 
@@ -95,6 +95,7 @@ def build_store(path: Path, *, errors: int, images: int, seed: int = 0) -> dict:
         with database.registered(con, frame, "_pairs"):
             con.execute("INSERT INTO pair_categories (dataset, image_id, prediction, category, reason, models) "
                         "SELECT 'imagenet-val', image_id, prediction, category, reason, models FROM _pairs")
+        summary.refresh_summary(con)  # count_errors reads model_summary
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -188,9 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         update_section(SECTION, "\n".join([
             "## Export (`benchmarks/bench_export.py`)", "",
             f"Each export runs as a child process (peak RSS from `wait4`); the streamed one is `python -m analysis "
-            f"export` (DuckDB formats each record batch of {export.BATCH_ROWS:,} rows, memory limit "
-            f"{export.MEMORY_LIMIT}, the sort spills next to the output). Machine: {platform.machine()} with "
-            f"{os.cpu_count()} CPUs, DuckDB {__import__('duckdb').__version__}, Python {platform.python_version()}.",
+            f"export`: the rows in parts of at most {export.PART_ROWS:,} in the export's order (whole models "
+            f"together, a larger model by runs of image ids), each sorted alone, DuckDB formatting record batches of "
+            f"{export.BATCH_ROWS:,} rows under a memory limit of {export.MEMORY_LIMIT}. Machine: {platform.machine()} "
+            f"with {os.cpu_count()} CPUs (load average {os.getloadavg()[0]:.1f} when written: shared with other jobs), "
+            f"DuckDB {__import__('duckdb').__version__}, Python {platform.python_version()}.",
             "", f"Command: `python benchmarks/bench_export.py --errors {args.errors} --images {args.images} "
             f"--old-errors {args.old_errors}`", "", *lines_out]))
     if args.db is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import itertools
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ import pyarrow as pa
 
 from analysis import paths
 from analysis.errors import UserError
-from analysis.store import database, queries
+from analysis.store import database, pages, queries
 from analysis.store.filters import ErrorFilter
 
 # Columns holding lists: written to CSV as space-separated values.
@@ -65,10 +66,10 @@ def errors_frame(con: duckdb.DuckDBPyConnection, flt: ErrorFilter, *, limit: int
 
 
 def count_errors(con: duckdb.DuckDBPyConnection, flt: ErrorFilter) -> int:
-    """Number of rows `errors_frame(con, flt)` returns without a limit."""
+    """Number of rows `errors_frame(con, flt)` returns without a limit (from `model_summary` when it knows it:
+    `pages.count_errors`)."""
     _check(flt, None, 0)
-    sql, params = queries.count_errors_sql(flt)
-    return int(database.first(con, sql, params)[0])
+    return pages.count_errors(con, flt)
 
 
 def _joined(values) -> str:
@@ -188,8 +189,11 @@ def _replace(target: Path, write: Callable[[int, Path], T]) -> T:
 
 # --- streaming: the bytes of `to_csv(errors_frame(...))`, formatted by DuckDB, in constant memory ------------------
 
-BATCH_ROWS = 100_000  # rows per record batch read from DuckDB and written at once
-MEMORY_LIMIT = "256MB"  # DuckDB's memory while streaming an export; its sort spills to disk beyond it
+BATCH_ROWS = 50_000  # rows per record batch read from DuckDB and written at once
+# The export is cut into parts of at most about PART_ROWS rows in its order (whole models together, or runs of one
+# model's image ids), each sorted by DuckDB alone: no sort of the whole result, so memory does not grow with it.
+PART_ROWS = 50_000
+MEMORY_LIMIT = "160MB"  # DuckDB's memory while streaming an export (its buffer pool caches the tables up to it)
 
 
 def _columns(con: duckdb.DuckDBPyConnection, flt: ErrorFilter) -> list[tuple[str, str]]:
@@ -216,17 +220,59 @@ def _line_bytes(lines: pa.Array) -> memoryview:
     return memoryview(data)[int(bounds[0]):int(bounds[-1])]
 
 
-def stream_csv(con: duckdb.DuckDBPyConnection, flt: ErrorFilter, fd: int) -> int:
+Part = tuple[ErrorFilter, tuple[int, int]]  # a part's filter and the first and last image id of its rows
+ALL_IMAGES = (-2**31, 2**31 - 1)  # every image id (INTEGER)
+
+
+def _parts(con: duckdb.DuckDBPyConnection, flt: ErrorFilter) -> tuple[list[Part], int]:
+    """(parts, rows): the export of `flt` as consecutive (filter, image ids) parts of at most about PART_ROWS rows in
+    its order (whole models together; a larger model by dataset and runs of image ids)."""
+    sql, params = queries.error_parts_sql(flt, block=PART_ROWS)
+    groups = con.execute(sql, params).fetchall()  # (model, dataset, block, first image, last image, rows), in order
+    totals: dict[str, int] = {}
+    for model, *_, rows in groups:
+        totals[model] = totals.get(model, 0) + rows
+    parts: list[Part] = []
+    models: list[str] = []
+    size = 0
+    for model, model_groups in itertools.groupby(groups, key=lambda group: group[0]):
+        if models and (size + totals[model] > PART_ROWS or totals[model] > PART_ROWS):
+            parts.append((flt.with_(models=tuple(models)), ALL_IMAGES))
+            models, size = [], 0
+        if totals[model] <= PART_ROWS:  # whole models together
+            models.append(model)
+            size += totals[model]
+            continue
+        for dataset, runs in itertools.groupby(model_groups, key=lambda group: group[1]):
+            first, last, size = None, None, 0
+            for *_, lo, hi, rows in runs:  # runs of image ids, in order
+                if first is not None and size + rows > PART_ROWS:
+                    parts.append((flt.with_(models=(model,), dataset=dataset), (first, last)))
+                    first, size = None, 0
+                first, last, size = lo if first is None else first, hi, size + rows
+            parts.append((flt.with_(models=(model,), dataset=dataset), (first, last)))
+        size = 0
+    if models:
+        parts.append((flt.with_(models=tuple(models)), ALL_IMAGES))
+    return parts, sum(totals.values())
+
+
+def stream_csv(con: duckdb.DuckDBPyConnection, flt: ErrorFilter, fd: int, *,
+               progress: Callable[[int, int], None] | None = None) -> int:
     """Write to the open file descriptor `fd` the bytes of `to_csv(errors_frame(con, flt))`, made by DuckDB one
-    record batch at a time; return the number of rows."""
+    part (`_parts`) and record batch at a time; return the number of rows. `progress(done, total)` after each batch."""
     _check(flt, None, 0)
     columns = _columns(con, flt)
-    sql, params = queries.errors_csv_sql(flt, columns, eol=os.linesep)
     _write_all(fd, _header(columns))
+    parts, total = _parts(con, flt)
     rows = 0
-    for batch in con.sql(sql, params=params).to_arrow_reader(BATCH_ROWS):
-        _write_all(fd, _line_bytes(batch.column(0)))
-        rows += batch.num_rows
+    for part, images in parts:
+        sql, params = queries.errors_csv_sql(part, columns, eol=os.linesep, images=images)
+        for batch in con.sql(sql, params=params).to_arrow_reader(BATCH_ROWS):
+            _write_all(fd, _line_bytes(batch.column(0)))
+            rows += batch.num_rows
+            if progress is not None:
+                progress(rows, total)
     return rows
 
 
@@ -246,16 +292,34 @@ def _bounded(con: duckdb.DuckDBPyConnection, spill: Path) -> Iterator[None]:
         shutil.rmtree(spill, ignore_errors=True)
 
 
-def export_csv(flt: ErrorFilter, output: Path | str, *, db: Path | str | None = None, force: bool = False) -> int:
+@contextmanager
+def _bar(show: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A `stream_csv` progress callable drawing a tqdm bar of rows on stderr while `show` (None otherwise)."""
+    if not show:
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(desc="exporting errors", unit="row", unit_scale=True, file=sys.stderr, disable=None) as bar:
+        def update(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield update
+
+
+def export_csv(flt: ErrorFilter, output: Path | str, *, db: Path | str | None = None, force: bool = False,
+               progress: bool = False) -> int:
     """Write the errors `flt` selects in the store `db` (default `paths.db_path()`) to `output` (checked by
-    `check_output`; replaced atomically as `write_csv` does) in constant memory; return the number of rows."""
+    `check_output`; replaced atomically as `write_csv` does) in constant memory; return the number of rows.
+    `progress`: a tqdm bar of rows on stderr (shown on a terminal)."""
     _check(flt, None, 0)
     target = check_output(output, store=db, force=force)
     con = database.connect(db, read_only=True)
     try:
         def write(fd: int, temporary: Path) -> int:
-            with _bounded(con, temporary.with_name(temporary.name + ".spill")):
-                return stream_csv(con, flt, fd)
+            with _bounded(con, temporary.with_name(temporary.name + ".spill")), _bar(progress) as bar:
+                return stream_csv(con, flt, fd, progress=bar)
 
         try:
             return _replace(target, write)
@@ -276,7 +340,7 @@ def cli_export(args: argparse.Namespace) -> int:
     finally:
         con.close()
     output = Path(args.output)
-    rows = export_csv(flt, output, db=args.db, force=args.force)
+    rows = export_csv(flt, output, db=args.db, force=args.force, progress=True)
     print(f"wrote {rows} errors to {output}")
     print(f"superclasses: {classified_with}")  # the sidecar line: which definitions made these categories
     return 0

@@ -395,10 +395,11 @@ def _csv_text(column: str, type_name: str) -> str:
     return f"CAST({name} AS VARCHAR)"
 
 
-def errors_csv_sql(flt: ErrorFilter, columns: list[tuple[str, str]], *, eol: str) -> tuple[str, dict]:
+def errors_csv_sql(flt: ErrorFilter, columns: list[tuple[str, str]], *, eol: str,
+                   images: tuple[int, int] | None = None) -> tuple[str, dict]:
     """One VARCHAR column `line` (the CSV row and `eol`) per row of `errors_sql(flt)`, in its order; `columns`
-    are that query's (name, DuckDB type) pairs."""
-    sql, params = errors_sql(flt, limit=None, offset=0)
+    are that query's (name, DuckDB type) pairs; only image ids first..last (inclusive) when `images` is given."""
+    sql, params = errors_sql(flt, limit=None, offset=0) if images is None else errors_images_range_sql(flt, images)
     special_chars = sorted({",", '"', *eol})
     params.update({f"csv_special_{i}": char for i, char in enumerate(special_chars)})
     params["csv_eol"] = eol
@@ -451,13 +452,20 @@ def _sort_joins(flt: ErrorFilter) -> tuple[str, str, dict]:
     return joins, where, params
 
 
-def sorted_errors_sql(flt: ErrorFilter, *, sort: str, limit: int | None, offset: int) -> tuple[str, dict]:
-    """The rows of `export.errors_frame` for `flt` in `sort` order (ERROR_SORTS), paged when `limit`."""
+def sorted_errors_sql(flt: ErrorFilter, *, sort: str, limit: int | None, offset: int,
+                      reverse: bool = False, segment: tuple | None = None) -> tuple[str, dict]:
+    """The rows of `export.errors_frame` for `flt` in `sort` order (ERROR_SORTS), paged when `limit`; `reverse`
+    pages the reversed order (the page's rows still come back in `sort` order); `segment` = (low, high) keeps the
+    rows whose PAIR_SEGMENTS key of `sort` lies between them (the page then counts from the first such row)."""
     _check_sort(sort, ERROR_SORTS)
     joins, where, params = _sort_joins(flt)
+    if segment is not None:
+        where += f" AND {PAIR_SEGMENTS[sort][0]} BETWEEN $segment_low AND $segment_high"
+        params["segment_low"], params["segment_high"] = segment
     if sort != "category":  # DuckDB refuses a named parameter the SQL does not use
         params.pop("category_order")
-    keys = _ERROR_KEYS.format(joins=joins, where=where) + " ORDER BY " + ERROR_SORTS[sort][0]
+    order = reverse_order(ERROR_SORTS[sort][0]) if reverse else ERROR_SORTS[sort][0]
+    keys = _ERROR_KEYS.format(joins=joins, where=where) + " ORDER BY " + order
     if limit is not None:
         params["limit"], params["offset"] = limit, offset
         keys += " LIMIT $limit OFFSET $offset"
@@ -465,10 +473,12 @@ def sorted_errors_sql(flt: ErrorFilter, *, sort: str, limit: int | None, offset:
     return body + "ORDER BY " + ERROR_SORTS[sort][1], params
 
 
-def error_images_sql(flt: ErrorFilter, *, sort: str, limit: int | None, offset: int) -> tuple[str, dict]:
+def error_images_sql(flt: ErrorFilter, *, sort: str, limit: int | None, offset: int,
+                     reverse: bool = False) -> tuple[str, dict]:
     """One row per image holding at least one error `flt` selects: dataset, image_id, file_name, target_id,
     target_wnid, target_name, errors (rows of the filter on it), models_making_error (most of any of its
-    mistakes), confidence (highest wrong confidence), category_rank; in `sort` order (IMAGE_SORTS)."""
+    mistakes), confidence (highest wrong confidence), category_rank; in `sort` order (IMAGE_SORTS); `reverse`
+    pages the reversed order (the page's rows still come back in `sort` order)."""
     _check_sort(sort, IMAGE_SORTS)
     joins, where, params = _sort_joins(flt)
     sql = f"""
@@ -480,16 +490,23 @@ def error_images_sql(flt: ErrorFilter, *, sort: str, limit: int | None, offset: 
                tc.name AS target_name, g.errors, g.models_making_error, g.confidence, g.category_rank
         FROM g JOIN images i ON i.dataset = g.dataset AND i.image_id = g.image_id
         JOIN classes tc ON tc.class_id = i.target
-        ORDER BY {IMAGE_SORTS[sort]}
+        ORDER BY {reverse_order(IMAGE_SORTS[sort]) if reverse else IMAGE_SORTS[sort]}
     """
     if limit is not None:
         params["limit"], params["offset"] = limit, offset
         sql += " LIMIT $limit OFFSET $offset"
+    if reverse:  # the page's rows back in `sort` order; the class sort's target name is a column here
+        sql = f"SELECT * FROM ({sql}) g ORDER BY {IMAGE_SORTS[sort].replace('tc.name', 'g.target_name')}"
     return sql, params
 
 
 def count_error_images_sql(flt: ErrorFilter) -> tuple[str, dict]:
-    """How many distinct images `error_images_sql` returns without a limit."""
+    """How many distinct images `error_images_sql` returns without a limit (over pair_categories alone when the
+    filter names no models or families: a pair with models >= 1 is an error of a stored prediction)."""
+    if not flt.models and not flt.families:
+        joins, where, params = error_where(flt, rows="c")
+        return (f"SELECT count(*) FROM (SELECT DISTINCT c.dataset, c.image_id FROM pair_categories c {joins} "
+                f"WHERE {where})"), params
     joins, where, params = error_where(flt)
     return (f"SELECT count(*) FROM (SELECT DISTINCT p.dataset, p.image_id FROM predictions p JOIN pair_categories c "
             f"ON c.dataset = p.dataset AND c.image_id = p.image_id AND c.prediction = p.prediction {joins} "
@@ -606,3 +623,169 @@ SUMMARY_INSERT_BATCH = _SUMMARY_INSERT.replace(
     "FROM predictions p",
     "FROM (SELECT model_id, $dataset AS dataset, image_id, prediction FROM _batch) p", 1,
 ).format(where="TRUE", per_class_counts=_SUMMARY_PER_CLASS, sums=_SUMMARY_SUMS)
+
+
+# --- Parquet shards (analysis.store.shards) ---
+INGESTED_SHARD_GET = "SELECT file_name, ingested_at FROM ingested_shards WHERE shard_id = ?"
+INGESTED_SHARD_INSERT = """
+    INSERT INTO ingested_shards (shard_id, file_name, model_id, dataset, rows, ingested_at)
+    VALUES (?, ?, ?, ?, ?, current_timestamp)
+"""
+
+
+# --- pages read from the end, counts from the summary (analysis/store/pages.py) ---------------------------------
+
+
+def _order_terms(order: str) -> list[str]:
+    """The comma-separated terms of an ORDER BY (commas inside parentheses kept)."""
+    terms, depth, start = [], 0, 0
+    for i, char in enumerate(order):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            terms.append(order[start:i].strip())
+            start = i + 1
+    return terms + [order[start:].strip()]
+
+
+def reverse_order(order: str) -> str:
+    """The exact reverse of one of our fixed ORDER BY clauses: each term's direction flipped and its NULLs moved to
+    the other end (DuckDB puts NULLs last by default in both directions)."""
+    out = []
+    for term in _order_terms(order):
+        words = term.split()
+        nulls_first = words[-2:] == ["NULLS", "FIRST"]
+        if words[-2:] in (["NULLS", "FIRST"], ["NULLS", "LAST"]):
+            words = words[:-2]
+        descending = words[-1] == "DESC"
+        if words[-1] in ("ASC", "DESC"):
+            words = words[:-1]
+        direction = "ASC" if descending else "DESC"
+        out.append(f"{' '.join(words)} {direction} NULLS {'LAST' if nulls_first else 'FIRST'}")
+    return ", ".join(out)
+
+
+def summary_chosen(flt: ErrorFilter) -> list[str]:
+    """The error categories `flt` selects (all when it names none), each once, in the taxonomy's order."""
+    if any(c not in categories.ERROR_IDS for c in flt.categories):
+        raise ValueError(f"categories={flt.categories!r} must be error category ids, e.g. ('fine_grained',)")
+    return [c for c in categories.ERROR_IDS if not flt.categories or c in flt.categories]
+
+
+def summary_segments_sql(flt: ErrorFilter) -> tuple[str, dict]:
+    """model_id, dataset and the errors of each chosen category (`summary_chosen`, one column each) of every model x
+    dataset `flt` selects, from `model_summary`, in the errors' order (model, dataset); a filter as `summary_count_sql`.
+    """
+    columns = ", ".join(f"sum(s.count_{c})" for c in summary_chosen(flt))  # names from the taxonomy's ids
+    sql, params = summary_count_sql(flt)
+    where = sql.split(" WHERE ", 1)[1]
+    joins = "JOIN models m ON m.model_id = s.model_id" if flt.families else ""
+    return (f"SELECT s.model_id, s.dataset, {columns} FROM model_summary s {joins} WHERE {where} "
+            f"GROUP BY s.model_id, s.dataset ORDER BY s.model_id, s.dataset"), params
+
+
+def summary_count_sql(flt: ErrorFilter) -> tuple[str, dict]:
+    """`count_errors_sql`'s number summed over `model_summary` (per-category counts of each model x dataset x group)
+    for a filter of models, families, groups, categories and dataset only (`pages.from_summary`)."""
+    total = " + ".join(f"s.count_{c}" for c in summary_chosen(flt))  # column names from the taxonomy's ids
+    where, params = ["s.grp = 'all'" if not flt.groups else "list_contains($groups, s.grp)"], {}
+    if flt.groups:
+        params["groups"] = list(flt.groups)
+    if flt.dataset:
+        params["dataset"] = flt.dataset
+        where.append("s.dataset = $dataset")
+    if flt.models:
+        params["models"] = list(flt.models)
+        where.append("list_contains($models, s.model_id)")
+    joins = ""
+    if flt.families:
+        params["families"] = list(flt.families)
+        joins = "JOIN models m ON m.model_id = s.model_id"
+        where.append("list_contains($families, m.family)")
+    return f"SELECT coalesce(sum({total}), 0) FROM model_summary s {joins} WHERE {' AND '.join(where)}", params
+
+
+# --- the streamed export in parts (export.stream_csv): each part sorted alone, in the export's order ---------------
+
+def error_parts_sql(flt: ErrorFilter, *, block: int) -> tuple[str, dict]:
+    """(model_id, dataset, block, first image_id, last image_id, rows) of the rows of `errors_sql(flt)`, one row per
+    model, dataset and run of `block` image ids (image_id // block), in the errors' order."""
+    joins, where, params = error_where(flt)
+    params["block"] = block
+    keys = _ERROR_KEYS.format(joins=joins, where=where)
+    return (f"SELECT model_id, dataset, image_id // $block AS block, min(image_id), max(image_id), count(*) "
+            f"FROM ({keys}) GROUP BY ALL ORDER BY ALL"), params
+
+
+def errors_images_range_sql(flt: ErrorFilter, images: tuple[int, int]) -> tuple[str, dict]:
+    """The rows of `errors_sql(flt)` whose image id is in images[0]..images[1] (inclusive), in its order (sorted once:
+    each of DuckDB's sorts takes memory of its own)."""
+    joins, where, params = error_where(flt)
+    params["first_image"], params["last_image"] = images
+    keys = _ERROR_KEYS.format(joins=joins, where=where + " AND p.image_id BETWEEN $first_image AND $last_image")
+    return _ERRORS.format(keys=keys), params
+
+
+# sort -> (its leading key, a property of the (dataset, image, prediction) pair; descending?): the errors' positions
+# in that order are known from pair_categories alone (each pair is `models` rows) when no model or family filter is set.
+PAIR_SEGMENTS = {"models": ("c.models", True), "class": ("tc.name", False)}
+
+
+def pair_segments_sql(flt: ErrorFilter, sort: str) -> tuple[str, dict]:
+    """key, rows: the errors of `flt` (no models, no families) per value of `sort`'s PAIR_SEGMENTS key, in order."""
+    key, descending = PAIR_SEGMENTS[sort]
+    joins, where, params = error_where(flt, rows="c")
+    for name in ("images", "target"):
+        join = _FILTER_JOINS[name].format(rows="c")
+        if join not in joins:
+            joins += "\n    " + join
+    return (f"SELECT {key} AS key, sum(c.models) AS n FROM pair_categories c {joins} WHERE {where} "
+            f"GROUP BY key ORDER BY key{' DESC' if descending else ''}"), params
+
+
+def pair_images_sql(flt: ErrorFilter, *, sort: str, limit: int, offset: int) -> tuple[str, dict]:
+    """`error_images_sql`'s page for a filter without models or families and a sort other than confidence: the
+    images ranked over pair_categories alone (an image's errors are the `models` of its pairs), then only the page's
+    images read in predictions for their highest wrong confidence."""
+    _check_sort(sort, IMAGE_SORTS)
+    if flt.models or flt.families or sort == "confidence":
+        raise ValueError(f"sort={sort!r} with models or families: use error_images_sql")
+    joins, where, params = error_where(flt, rows="c")
+    params.update(category_order=list(categories.IDS), limit=limit, offset=offset)
+    sql = f"""
+        WITH pk AS (SELECT c.dataset, c.image_id, c.prediction, c.category, c.models FROM pair_categories c {joins}
+                    WHERE {where}),
+        g AS (SELECT dataset, image_id, sum(models)::BIGINT AS errors, max(models) AS models_making_error,
+                     min(list_position($category_order, category)) AS category_rank
+              FROM pk GROUP BY dataset, image_id),
+        page AS (SELECT g.*, i.file_name, i.target AS target_id, tc.wnid AS target_wnid, tc.name AS target_name
+                 FROM g JOIN images i ON i.dataset = g.dataset AND i.image_id = g.image_id
+                 JOIN classes tc ON tc.class_id = i.target
+                 ORDER BY {IMAGE_SORTS[sort]} LIMIT $limit OFFSET $offset),
+        conf AS (SELECT p.dataset, p.image_id, max(p.confidence) AS confidence
+                 FROM predictions p
+                 JOIN pk ON pk.dataset = p.dataset AND pk.image_id = p.image_id AND pk.prediction = p.prediction
+                 WHERE p.image_id IN (SELECT image_id FROM page) GROUP BY ALL)
+        SELECT g.dataset, g.image_id, g.file_name, g.target_id, g.target_wnid, g.target_name, g.errors,
+               g.models_making_error, f.confidence, g.category_rank
+        FROM page g LEFT JOIN conf f ON f.dataset = g.dataset AND f.image_id = g.image_id
+        ORDER BY {IMAGE_SORTS[sort].replace('tc.name', 'g.target_name')}
+    """
+    return sql, params
+
+
+def summary_runs_sql(flt: ErrorFilter) -> tuple[str, dict]:
+    """model_id, dataset of every model x dataset `flt`'s models, families and dataset allow, last first (the image
+    sort's runs from the end), from `model_summary`."""
+    where, params, joins = ["s.grp = 'all'"], {}, ""
+    if flt.dataset:
+        params["dataset"] = flt.dataset
+        where.append("s.dataset = $dataset")
+    if flt.models:
+        params["models"] = list(flt.models)
+        where.append("list_contains($models, s.model_id)")
+    if flt.families:
+        params["families"] = list(flt.families)
+        joins = "JOIN models m ON m.model_id = s.model_id"
+        where.append("list_contains($families, m.family)")
+    return (f"SELECT s.model_id, s.dataset FROM model_summary s {joins} WHERE {' AND '.join(where)} "
+            f"ORDER BY s.model_id DESC, s.dataset DESC"), params

@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from analysis.store import queries
+from analysis.store import pages, queries
 from analysis.store.filters import ErrorFilter
 from analysis.taxonomy import categories
 
@@ -446,23 +446,23 @@ def _check_filter(flt) -> None:
 
 
 def errors_page(con: duckdb.DuckDBPyConnection, flt: ErrorFilter, *, sort: str = "image",
-                limit: int | None = 24, offset: int = 0) -> pd.DataFrame:
+                limit: int | None = 24, offset: int = 0, total: int | None = None) -> pd.DataFrame:
     """`export.errors_frame`'s rows and columns for `flt`, in `sort` order (ERROR_SORTS: models = most models
     making the mistake first, confidence = most confident first, class = target then prediction name,
-    category = taxonomy order, image = the export's order)."""
+    category = taxonomy order, image = the export's order). Read by `pages.errors_page` (the same rows as a plain
+    OFFSET, at a cost that does not grow with depth where it can); pass `total` (`export.count_errors(con, flt)`)."""
     _check_filter(flt)
     _check_page(limit, offset)
-    sql, params = queries.sorted_errors_sql(flt, sort=sort, limit=limit, offset=offset)
-    return _df(con, sql, params)
+    return pages.errors_page(con, flt, sort=sort, limit=limit, offset=offset, total=total)
 
 
 def error_images(con: duckdb.DuckDBPyConnection, flt: ErrorFilter, *, sort: str = "image",
-                 limit: int | None = 24, offset: int = 0) -> pd.DataFrame:
-    """One row per image with at least one error `flt` selects (columns: see `queries.error_images_sql`)."""
+                 limit: int | None = 24, offset: int = 0, total: int | None = None) -> pd.DataFrame:
+    """One row per image with at least one error `flt` selects (columns: see `queries.error_images_sql`), read by
+    `pages.error_images`; pass `total` (`count_error_images(con, flt)`) so a back-half page is read from the end."""
     _check_filter(flt)
     _check_page(limit, offset)
-    sql, params = queries.error_images_sql(flt, sort=sort, limit=limit, offset=offset)
-    return _df(con, sql, params)
+    return pages.error_images(con, flt, sort=sort, limit=limit, offset=offset, total=total)
 
 
 def count_error_images(con: duckdb.DuckDBPyConnection, flt: ErrorFilter) -> int:

@@ -42,14 +42,16 @@ def _bad_url_values() -> list[str]:
 
 
 def _error_cards(flt: ErrorFilter, sort: str, size: int, page: int):
-    rows = db.view("errors_page", flt, sort=sort, limit=size, offset=size * (page - 1))
+    # the count hands the page its depth: a page in the back half is read from the end (analysis/store/pages.py)
+    rows = db.view("errors_page", flt, sort=sort, limit=size, offset=size * (page - 1), total=db.count_errors(flt))
     verdicts = [[gallery.verdict("", r.model_id, r.prediction_id, r.prediction_name, r.category, r.confidence)]
                 for r in rows.itertuples(index=False)]
     return rows.assign(verdicts=verdicts, row=rows.to_dict("records"))
 
 
 def _image_cards(flt: ErrorFilter, sort: str, size: int, page: int):
-    shown = db.view("error_images", flt, sort=sort, limit=size, offset=size * (page - 1))
+    shown = db.view("error_images", flt, sort=sort, limit=size, offset=size * (page - 1),
+                    total=db.view("count_error_images", flt))
     if shown.empty:
         return shown.assign(verdicts=[])
     preds = db.view("image_predictions", flt.dataset, [int(i) for i in shown["image_id"]], models=tuple(flt.models))

@@ -108,3 +108,42 @@ def test_duckdb_printf_rounds_floats_as_python(con):
     with database.registered(con, table, "_floats"):
         got = [r[0] for r in con.execute("SELECT printf('%.6g', v) FROM _floats").fetchall()]
     assert got == ["%.6g" % v for v in values]
+
+
+def test_parts_of_any_size_give_the_same_bytes(store_copy, tmp_path, monkeypatch):
+    _hostile(store_copy)
+    con = database.connect(store_copy)
+    try:  # Lite1 on a second dataset too: a model cut by dataset and image runs
+        con.execute("INSERT INTO predictions SELECT model_id, 'imagenet-val', image_id, prediction, top5, confidence, "
+                    "top5_confidence FROM predictions WHERE model_id = 'efficientnet-lite1'")
+        con.execute("INSERT INTO models (model_id, arch, family, training_data, params, source) SELECT "
+                    "'efficientnet-lite0-copy', arch, family, training_data, params, source FROM models "
+                    "WHERE model_id = 'efficientnet-lite0'")
+        con.execute("INSERT INTO predictions SELECT 'efficientnet-lite0-copy', * EXCLUDE (model_id) FROM predictions "
+                    "WHERE model_id = 'efficientnet-lite0'")  # sorts between Lite0 and Lite1
+        con.execute("INSERT INTO pair_categories (dataset, image_id, prediction, category, reason, models) "
+                    "SELECT DISTINCT 'imagenet-val', image_id, prediction, 'model_failure', 'copied', 1 FROM predictions "
+                    "WHERE dataset = 'samples' AND model_id = 'efficientnet-lite1'")
+    finally:
+        con.close()
+    con = database.connect(store_copy, read_only=True)
+    try:
+        filters = [ErrorFilter(), ErrorFilter(models=("efficientnet-lite1",)), ErrorFilter(dataset="imagenet-val"),
+                   ErrorFilter(models=("efficientnet-lite0", "efficientnet-lite1"), min_models=2)]
+        expected = [export.to_csv(export.errors_frame(con, flt)).encode() for flt in filters]
+        assert b"\nefficientnet-lite1,imagenet-val," in expected[0] and b"\nefficientnet-lite1,samples," in expected[0]
+        total = len(export.errors_frame(con, ErrorFilter()))
+        both = []  # part sizes giving whole models together and a model cut into runs of image ids
+        for part_rows in range(1, total + 1):
+            monkeypatch.setattr(export, "PART_ROWS", part_rows)
+            parts, rows = export._parts(con, ErrorFilter())
+            assert rows == total
+            if any(len(p.models) > 1 for p, _ in parts) and any(i != export.ALL_IMAGES for _, i in parts):
+                both.append(part_rows)
+        assert both
+        for part_rows in (1, 7, both[0], both[-1], 10**9):
+            monkeypatch.setattr(export, "PART_ROWS", part_rows)
+            for flt, want in zip(filters, expected):
+                assert _streamed(con, flt, tmp_path / "out.csv") == want, (part_rows, flt)
+    finally:
+        con.close()
