@@ -201,6 +201,13 @@ def _wait_param(page, name: str, value: str) -> None:
     _settle(page)
 
 
+def _wait_has_params(page, *names: str) -> None:
+    """Wait until the page has written every one of `names` into the URL (it does so at the end of its run)."""
+    check = " && ".join(f"params.has({n!r})" for n in names)
+    page.wait_for_function(f"() => {{ const params = new URLSearchParams(location.search); return {check}; }}",
+                           timeout=TIMEOUT_MS)
+
+
 def _new_page(browser):
     context = browser.new_context(viewport={"width": 1500, "height": 1000}, accept_downloads=True)
     page = context.new_page()
@@ -432,6 +439,7 @@ def test_a_filter_set_on_browse_applies_on_overview_and_compare(server, browser,
     assert _matches(page) == _library(store_path, lambda con: export.count_errors(con, flt))
 
     _nav(page, "Overview", "Errors as a tree")
+    _wait_has_params(page, "model")
     model = _params(page)["model"]
     assert _params(page)["categories"] == "fine_grained"
     caption = page.get_by_text("errors by the target's group").first.inner_text()
@@ -444,6 +452,7 @@ def test_a_filter_set_on_browse_applies_on_overview_and_compare(server, browser,
     assert shown < _library(store_path, tree_total(ErrorFilter(dataset=SAMPLES, models=(model,))))
 
     _nav(page, "Compare models", "Where they differ")
+    _wait_has_params(page, "a", "b")
     a, b = _params(page)["a"], _params(page)["b"]
     tabs = [t.inner_text() for t in page.get_by_role("tab").all()]
     shown = [int(re.search(r"\((\d+)\)", t).group(1)) for t in tabs[:3]]
