@@ -257,8 +257,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     code = reference.cli_build(args)
     store = Path(args.db) if args.db else paths.db_path()
-    if shards.pending(store):
+    if code == 0 and shards.pending(store):
         with shards.warning_lines():
             done = shards.ingest_pending(store)
-        print(f"ingested {len(done.published)} pending shards")
+        failed = f", {len(done.failed)} moved to {shards.shard_dir(store) / 'failed'}" if done.failed else ""
+        print(f"ingested {len(done.published)} pending shards{failed}")
     return code

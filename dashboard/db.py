@@ -38,7 +38,7 @@ def version() -> tuple:
     return current().version
 
 
-@st.cache_resource(show_spinner=False, max_entries=2, on_release=lambda con: con.close())
+@st.cache_resource(show_spinner=False, max_entries=4, on_release=lambda con: con.close())
 def _connection(path: str) -> duckdb.DuckDBPyConnection:
     return database.connect(Path(path), read_only=True)
 
@@ -56,13 +56,17 @@ def release() -> None:
 
 
 @contextmanager
-def writing() -> Iterator[None]:
-    """Around a write of the dashboard's own to the store (the Run page, the review form): no copy of the store
-    starts meanwhile in any session, and when the dashboard reads the store itself (no writable folder for a
-    snapshot) its connection is released first; the first query after the block sees the write."""
+def writing(*, pause: bool = True) -> Iterator[None]:
+    """Around a write of the dashboard's own to the store (the Run page, the review form): with `pause`, no copy of
+    the store starts meanwhile in any session (for short writes; a model run passes pause=False and its writes wait
+    for a copy like any writer's); when the dashboard reads the store itself (no writable folder for a snapshot) its
+    connection is released first; the first query after the block sees the write."""
     path = store_path()
     if path.is_file() and snapshot.location(path) is None:
         release()
+    if not pause:
+        yield
+        return
     with snapshot.paused(path):
         yield
 
@@ -70,7 +74,7 @@ def writing() -> Iterator[None]:
 @st.cache_data(show_spinner=False, max_entries=256)
 def _query(module: str, name: str, version: tuple, args: tuple, kwargs: tuple) -> Any:
     func = getattr({"views": views, "export": export}[module], name)
-    with cursor() as cur:
+    with _connection(version[0]).cursor() as cur:  # the snapshot the key names, not a newer one made meanwhile
         return func(cur, *args, **dict(kwargs))
 
 

@@ -432,7 +432,7 @@ def import_predictions(path: Path, *, model_id: str, fmt: str | None = None, met
         if not store.is_file():
             raise database.StoreError(f"store {store} does not exist; build it first with `python -m analysis build "
                                       f"--db {store}`, or check --db / {paths.DB_ENV} (no store created)")
-        con = database.connect(store)
+        con = shards.connect_writer(store)  # other writers' short holds are waited for, a dashboard's are not
     try:
         shards.ingest(con)  # a writer ingests the pending shards while it holds the store
         existing = database.first(con, queries.MODEL_GET, [model_id])

@@ -13,6 +13,7 @@ from analysis.taxonomy import categories
 
 META_GET = "SELECT value FROM meta WHERE key = ?"
 META_SET = "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)"
+CHECKPOINT = "CHECKPOINT"  # a copy folds the .wal it was given into its file
 META_ALL = "SELECT key, value FROM meta ORDER BY key"
 HAS_META = """
     SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'meta'

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis import paths
+from analysis.errors import UserError
 from analysis.store import database, publish, queries
 
 META_KEY = b"analysis.shard"
@@ -107,6 +108,10 @@ def _write_atomic(table: pa.Table, target: Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except OSError as exc:  # a full disk, a read-only folder: one line, nothing left behind
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write the shard {target}: {exc.strerror or exc}; nothing was stored (free space or "
+                        f"make {target.parent} writable, then run the command again)") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -124,7 +129,11 @@ def write_shard(store: Path | str, record: publish.ModelRecord, dataset: str, ro
     if not isinstance(rows, pa.Table) or rows.num_rows == 0 or not set(_COLUMNS) <= set(rows.column_names):
         raise ValueError("rows must be a non-empty pyarrow Table from analysis.store.publish.prediction_table")
     folder = shard_dir(store)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the shard folder {folder}: {exc.strerror or exc}; nothing was stored (make "
+                        f"{folder.parent} writable, then run the command again)") from None
     shard_id = str(uuid.uuid4())
     now = time.time()
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{int(now % 1 * 1e6):06d}Z"
@@ -254,11 +263,25 @@ def ingest(con: duckdb.DuckDBPyConnection, store: Path | str | None = None, *, p
                     run_seconds=float(meta.get("run_seconds") or 0.0),
                     statements=((queries.INGESTED_SHARD_INSERT, [meta["shard_id"], path.name, record.model_id,
                                                                  meta["dataset"], rows.num_rows]),))
-            except FileNotFoundError:  # another writer ingested and deleted it meanwhile
-                continue
+            except FileNotFoundError:
+                if path.exists():  # a file publish needs (a checkpoint, a superclass file): the shard stays pending
+                    raise
+                continue  # another writer ingested and deleted it meanwhile
             except database.StoreError:
                 raise
-            except (ValueError, TypeError, pa.ArrowException, duckdb.Error, OSError) as exc:
+            except (duckdb.Error, OSError) as exc:
+                if isinstance(exc, pa.ArrowException):  # an unreadable shard file: its own fault
+                    reason = " ".join(str(exc).split())
+                    moved = _fail(path, meta, reason)
+                    out.failed.append((moved, reason))
+                    warnings.warn(f"shard {path.name} was not ingested: {reason}; moved to {moved}", ShardWarning,
+                                  stacklevel=2)
+                    continue
+                # the store or the machine failed (memory, disk): the shard is intact and stays pending
+                raise database.StoreError(f"ingesting shard {path} stopped: {' '.join(str(exc).split())[:300]}; "
+                                          "nothing of it was stored and it stays pending for the next ingest"
+                                          ) from None
+            except (ValueError, TypeError, pa.ArrowException) as exc:
                 reason = " ".join(str(exc).split())
                 moved = _fail(path, meta, reason)
                 out.failed.append((moved, reason))
@@ -308,7 +331,7 @@ def land(store: Path | str | None, record: publish.ModelRecord, dataset: str, ro
     own = con is None
     if own:
         try:
-            con = database.connect(store, wait=wait)
+            con = connect_writer(store, wait=wait)
         except database.StoreLockedError:
             return Landed(path, True)
     try:
@@ -316,7 +339,7 @@ def land(store: Path | str | None, record: publish.ModelRecord, dataset: str, ro
             warnings.simplefilter("always", ShardWarning)
             done = ingest(con, store)
         for w in caught:  # others' failed shards: passed on; this shard's failure: raised below
-            if not any(moved.name == path.name for moved, _ in done.failed):
+            if f"shard {path.name} " not in str(w.message):
                 warnings.warn(w.message, ShardWarning, stacklevel=2)
         mine = next((r for r in done.published if r["file"] == path.name), None)
         for moved, reason in done.failed:

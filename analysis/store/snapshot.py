@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Iterator
 
 from analysis import paths
-from analysis.store import database
+from analysis.store import database, queries
 
 SNAPSHOT_DIR_ENV = "IMAGENET_ERRORS_SNAPSHOT_DIR"
 TEMP_FOLDER = "imagenet-errors-snapshots"  # under the system's temporary folder, for a store in a read-only folder
@@ -219,7 +219,7 @@ def _copy_store(store: Path, prefix: Path, previous: dict | None) -> Snapshot:
         if has_wal:  # fold it into the copy, so that the snapshot is one file
             copy = database.connect(temporary)
             try:
-                copy.execute("CHECKPOINT")
+                copy.execute(queries.CHECKPOINT)
             finally:
                 copy.close()
             temporary_wal.unlink(missing_ok=True)
@@ -273,6 +273,13 @@ def current(store: Path | str | None = None, *, wait: float = 30.0) -> Snapshot:
             if _usable(prefix, side):
                 return _served(store, prefix, side, stale=True)
             raise
+        except OSError as exc:  # no room for a copy (up to three times the store), or the folder went read-only
+            _held[str(store)] = (ident, time.monotonic())
+            if _usable(prefix, side):
+                return _served(store, prefix, side, stale=True)
+            raise database.StoreError(f"cannot copy store {store} for the dashboard into {prefix.parent}: "
+                                      f"{exc.strerror or exc}; free space there or set IMAGENET_ERRORS_SNAPSHOT_DIR "
+                                      "to a folder with room") from None
 
 
 @contextlib.contextmanager

@@ -113,7 +113,7 @@ if st.button(label, type="primary", key="run_go"):
 
     started = time.perf_counter()
     try:
-        with db.writing():  # no snapshot copy holds the store while the run writes it
+        with db.writing(pause=False):  # minutes long: copies go on meanwhile, the run's writes wait for them
             result = runner.predict(name, dataset, images=images, db=path, device=device,
                                     checkpoint=checkpoint_file, limit=int(limit) or None,
                                     model_id=model_id or default_id, progress=_report)

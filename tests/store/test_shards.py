@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis import cli, info, paths
+from analysis.errors import UserError
 from analysis.store import database, publish, shards
 from tests.bad_inputs import BadInput, cases
 
@@ -266,6 +267,7 @@ HOLDER = textwrap.dedent("""
 
 def test_a_locked_store_leaves_the_shard_pending_until_ingest(store_copy, monkeypatch, capsys):
     before, rows = _checksums(store_copy), _rows(store_copy)
+    monkeypatch.setattr(shards, "WRITERS_WAIT", 1.0)  # land waits this long for another writer (30 s by default)
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(store_copy)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -286,7 +288,6 @@ def test_a_locked_store_leaves_the_shard_pending_until_ingest(store_copy, monkey
     assert _query(store_copy, "SELECT count(*) FROM predictions WHERE model_id = 'lite0-shard'") == [(50,)]
 
 
-
 def test_warning_lines_prints_shard_warnings_and_passes_other_warnings_on(capsys):
     # an other warning re-raised while still recording looped forever (the Ray engine's warnings ate 24 GB)
     with pytest.warns(UserWarning, match="not ours"):
@@ -294,3 +295,11 @@ def test_warning_lines_prints_shard_warnings_and_passes_other_warnings_on(capsys
             warnings.warn("not ours", UserWarning)
             warnings.warn(shards.ShardWarning("shard x moved to failed/"))
     assert capsys.readouterr().err == "warning: shard x moved to failed/\n"
+
+
+def test_a_shard_that_cannot_be_written_is_one_line_and_stores_nothing(store_copy):
+    before, rows = _checksums(store_copy), _rows(store_copy)
+    shards.shard_dir(store_copy).write_text("a file where the shard folder goes")
+    with pytest.raises(UserError, match=r"cannot create the shard folder .*\.shards: .*nothing was stored"):
+        shards.land(store_copy, _record(), "samples", rows, mode="new")
+    assert _checksums(store_copy) == before
