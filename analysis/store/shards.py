@@ -269,21 +269,13 @@ def ingest(con: duckdb.DuckDBPyConnection, store: Path | str | None = None, *, p
                 continue  # another writer ingested and deleted it meanwhile
             except database.StoreError:
                 raise
-            except (duckdb.Error, OSError) as exc:
-                if isinstance(exc, pa.ArrowException):  # an unreadable shard file: its own fault
-                    reason = " ".join(str(exc).split())
-                    moved = _fail(path, meta, reason)
-                    out.failed.append((moved, reason))
-                    warnings.warn(f"shard {path.name} was not ingested: {reason}; moved to {moved}", ShardWarning,
-                                  stacklevel=2)
-                    continue
-                # the store or the machine failed (memory, disk): the shard is intact and stays pending
-                raise database.StoreError(f"ingesting shard {path} stopped: {' '.join(str(exc).split())[:300]}; "
-                                          "nothing of it was stored and it stays pending for the next ingest"
-                                          ) from None
-            except (ValueError, TypeError, pa.ArrowException) as exc:
+            except (ValueError, TypeError, duckdb.Error, OSError) as exc:
                 reason = " ".join(str(exc).split())
-                moved = _fail(path, meta, reason)
+                if not isinstance(exc, (ValueError, TypeError, pa.ArrowException)):
+                    # the store or the machine failed (memory, disk): the shard is intact and stays pending
+                    raise database.StoreError(f"ingesting shard {path} stopped: {reason[:300]}; nothing of it was "
+                                              "stored and it stays pending for the next ingest") from None
+                moved = _fail(path, meta, reason)  # its own fault (its checks, an unreadable file)
                 out.failed.append((moved, reason))
                 warnings.warn(f"shard {path.name} was not ingested: {reason}; moved to {moved}", ShardWarning,
                               stacklevel=2)
