@@ -302,8 +302,8 @@ _REVIEW_CONDITIONS = {"reviewed": _REVIEWED.replace("{extra}", ""),
                       "not_reviewed": "NOT " + _REVIEWED.replace("{extra}", ""),
                       "disagrees": _REVIEWED.replace("{extra}", " AND r.verdict <> c.category")}
 # ImageNet-X annotates imagenet-val images by their validation index.
-_HAS_FACTORS = ("EXISTS (SELECT 1 FROM imagenet_x x WHERE {rows}.dataset = 'imagenet-val' "
-                "AND x.image_id = {rows}.image_id AND list_has_any(x.factors, $factors))")
+_HAS_FACTORS = ("({rows}.dataset = 'imagenet-val' AND {rows}.image_id IN (SELECT x.image_id FROM imagenet_x x "
+                "WHERE list_has_any(x.factors, $factors)))")
 
 
 def error_where(flt: ErrorFilter, *, rows: str = "p") -> tuple[str, str, dict]:
