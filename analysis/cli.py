@@ -256,7 +256,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from analysis.store import reference, shards
 
     code = reference.cli_build(args)
-    store = Path(args.db) if args.db else paths.db_path()
+    store = paths.db_path(args.db)
     if code == 0 and shards.pending(store):
         with shards.warning_lines():
             done = shards.ingest_pending(store)

@@ -40,8 +40,10 @@ def default_mirror() -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
-def db_path() -> Path:
-    """The DuckDB store: `IMAGENET_ERRORS_DB`, else `data/errors.duckdb`."""
+def db_path(given: Path | str | None = None) -> Path:
+    """The DuckDB store: `given` (a --db argument) when set, else `IMAGENET_ERRORS_DB`, else `data/errors.duckdb`."""
+    if given is not None:
+        return Path(given)
     return Path(os.environ.get(DB_ENV) or DATA_DIR / "errors.duckdb")
 
 

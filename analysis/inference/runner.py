@@ -611,7 +611,7 @@ def cli_predict(args: argparse.Namespace) -> int:
         return 0
     if result.pending is not None:
         print(f"{result.model_id} on {result.dataset}: {result.predicted} images predicted in {result.seconds:.1f} s "
-              f"({result.device}), run {result.run_id}; " + shards.pending_line(result.pending, _store_path(args.db)))
+              f"({result.device}), run {result.run_id}; " + shards.pending_line(result.pending, paths.db_path(args.db)))
         return 0
     rate = result.predicted / result.seconds if result.seconds else 0.0
     top1 = "" if result.top1 is None else f"; top-1 {result.top1:.3f} over its stored predictions"
@@ -626,6 +626,3 @@ def _engine_args(args: argparse.Namespace) -> dict:
              "gpus_per_worker": getattr(args, "gpus_per_worker", None)}
     return {k: v for k, v in given.items() if v is not None and (k != "engine" or v != "local")}
 
-
-def _store_path(db: Path | None) -> Path:
-    return Path(db) if db is not None else paths.db_path()

@@ -38,7 +38,7 @@ class CorruptStoreError(StoreError):
         self.reason = reason
 
 
-class _OpenHere(StoreError):
+class OpenHereError(StoreError):
     """The file is already open in this process with the other read-only setting."""
 
 
@@ -183,7 +183,7 @@ def _open(path: Path, read_only: bool, deadline: float, wait: float) -> duckdb.D
                 time.sleep(min(0.2, remaining))
             except duckdb.ConnectionException:
                 other = "for writing" if read_only else "read-only"
-                raise _OpenHere(f"store {path} is already open in this process {other}; close that connection first"
+                raise OpenHereError(f"store {path} is already open in this process {other}; close that connection first"
                                 ) from None
             except duckdb.Error as exc:
                 raise damage(path, exc) or _unusable(path, exc) from None
@@ -228,7 +228,7 @@ def connect(path: Path | str | None = None, *, read_only: bool = False,
     raises StoreError naming the file, the holder's PID and command line, and what to do. A read-only
     connection needs an existing store at the current schema version.
     """
-    path = Path(path) if path is not None else paths.db_path()
+    path = paths.db_path(path)
     wait = _wait if wait is None else check_wait(wait)
     if path.exists() and not path.is_file():
         raise StoreError(f"store {path} is not a file; pass --db FILE (a .duckdb file)")
@@ -240,7 +240,7 @@ def connect(path: Path | str | None = None, *, read_only: bool = False,
     if not read_only and path.is_file() and path.stat().st_size > 0:
         try:
             probe = _open(path, True, deadline, wait)
-        except _OpenHere:  # open for writing in this process already: probed when it was opened
+        except OpenHereError:  # open for writing in this process already: probed when it was opened
             pass
         else:
             try:

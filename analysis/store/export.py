@@ -110,7 +110,7 @@ def check_output(output: Path | str, *, store: Path | str | None = None, force: 
     try:
         target = given.resolve()  # symlinks followed, in the folders above too
         shown = str(given) if target == given.absolute() else f"{given} (-> {target})"
-        _refuse(given, target, shown, Path(store) if store is not None else paths.db_path(), force)
+        _refuse(given, target, shown, paths.db_path(store), force)
     except OSError as exc:
         raise UserError(f"cannot check export output {given}: {exc.strerror or exc}; give another file name") from None
     return target
@@ -361,7 +361,7 @@ def downloads_dir() -> Path:
 def download_path(flt: ErrorFilter, *, db: Path | str | None = None) -> Path:
     """The file `build_download` writes for `flt` on this version (path, mtime, size) of the store `db`."""
     _check(flt, None, 0)
-    store = Path(db) if db is not None else paths.db_path()
+    store = paths.db_path(db)
     info = store.stat()
     key = json.dumps([str(store.resolve()), info.st_mtime_ns, info.st_size, flt.as_dict()], sort_keys=True,
                      default=list)
@@ -380,7 +380,7 @@ def build_download(flt: ErrorFilter, *, db: Path | str | None = None, timeout: f
     except OSError as exc:
         raise UserError(f"cannot create the downloads folder {path.parent}: {exc.strerror or exc}; set "
                         f"{DOWNLOADS_ENV} to a writable folder") from None
-    store = Path(db) if db is not None else paths.db_path()
+    store = paths.db_path(db)
     root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     try:

@@ -428,7 +428,7 @@ def import_predictions(path: Path, *, model_id: str, fmt: str | None = None, met
                                  metadata={**info["metadata"], "file": str(path), "format": fmt})
     own = con is None
     if own:
-        store = Path(db) if db is not None else paths.db_path()
+        store = paths.db_path(db)
         if not store.is_file():
             raise database.StoreError(f"store {store} does not exist; build it first with `python -m analysis build "
                                       f"--db {store}`, or check --db / {paths.DB_ENV} (no store created)")
@@ -465,7 +465,7 @@ def cli_import(args: argparse.Namespace) -> int:
         out = import_predictions(args.file, model_id=args.model_id, fmt=args.format, metadata=args.metadata,
                                  dataset=args.dataset, replace=args.replace, partial=args.partial, db=args.db)
     if out["pending"] is not None:
-        store = Path(args.db) if args.db else paths.db_path()
+        store = paths.db_path(args.db)
         print(f"checked {out['predictions']} predictions of {out['model_id']} on {out['dataset']}; "
               + shards.pending_line(out["pending"], store))
         return 0

@@ -408,7 +408,7 @@ def import_artefacts(path: Path | str, *, db: Path | str | None = None, con=None
     bar_on = progress and sys.stderr.isatty()
     own = con is None
     if own:
-        db_path = Path(db) if db is not None else paths.db_path()
+        db_path = paths.db_path(db)
         if not db_path.is_file():
             raise FileNotFoundError(f"store {db_path} does not exist; create it with "
                                     f"`python -m analysis build --db {db_path}` first")

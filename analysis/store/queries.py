@@ -672,14 +672,31 @@ def summary_chosen(flt: ErrorFilter) -> list[str]:
     return [c for c in categories.ERROR_IDS if not flt.categories or c in flt.categories]
 
 
+def _summary_filter(flt: ErrorFilter, *, groups: bool = True) -> tuple[str, str, dict]:
+    """(joins, where, params): `flt`'s models, families, dataset (and groups, else the 'all' rows) over
+    `model_summary s`."""
+    where, params, joins = ["list_contains($groups, s.grp)" if groups and flt.groups else "s.grp = 'all'"], {}, ""
+    if groups and flt.groups:
+        params["groups"] = list(flt.groups)
+    if flt.dataset:
+        params["dataset"] = flt.dataset
+        where.append("s.dataset = $dataset")
+    if flt.models:
+        params["models"] = list(flt.models)
+        where.append("list_contains($models, s.model_id)")
+    if flt.families:
+        params["families"] = list(flt.families)
+        joins = "JOIN models m ON m.model_id = s.model_id"
+        where.append("list_contains($families, m.family)")
+    return joins, " AND ".join(where), params
+
+
 def summary_segments_sql(flt: ErrorFilter) -> tuple[str, dict]:
     """model_id, dataset and the errors of each chosen category (`summary_chosen`, one column each) of every model x
     dataset `flt` selects, from `model_summary`, in the errors' order (model, dataset); a filter as `summary_count_sql`.
     """
     columns = ", ".join(f"sum(s.count_{c})" for c in summary_chosen(flt))  # names from the taxonomy's ids
-    sql, params = summary_count_sql(flt)
-    where = sql.split(" WHERE ", 1)[1]
-    joins = "JOIN models m ON m.model_id = s.model_id" if flt.families else ""
+    joins, where, params = _summary_filter(flt)
     return (f"SELECT s.model_id, s.dataset, {columns} FROM model_summary s {joins} WHERE {where} "
             f"GROUP BY s.model_id, s.dataset ORDER BY s.model_id, s.dataset"), params
 
@@ -688,21 +705,8 @@ def summary_count_sql(flt: ErrorFilter) -> tuple[str, dict]:
     """`count_errors_sql`'s number summed over `model_summary` (per-category counts of each model x dataset x group)
     for a filter of models, families, groups, categories and dataset only (`pages.from_summary`)."""
     total = " + ".join(f"s.count_{c}" for c in summary_chosen(flt))  # column names from the taxonomy's ids
-    where, params = ["s.grp = 'all'" if not flt.groups else "list_contains($groups, s.grp)"], {}
-    if flt.groups:
-        params["groups"] = list(flt.groups)
-    if flt.dataset:
-        params["dataset"] = flt.dataset
-        where.append("s.dataset = $dataset")
-    if flt.models:
-        params["models"] = list(flt.models)
-        where.append("list_contains($models, s.model_id)")
-    joins = ""
-    if flt.families:
-        params["families"] = list(flt.families)
-        joins = "JOIN models m ON m.model_id = s.model_id"
-        where.append("list_contains($families, m.family)")
-    return f"SELECT coalesce(sum({total}), 0) FROM model_summary s {joins} WHERE {' AND '.join(where)}", params
+    joins, where, params = _summary_filter(flt)
+    return f"SELECT coalesce(sum({total}), 0) FROM model_summary s {joins} WHERE {where}", params
 
 
 # --- the streamed export in parts (export.stream_csv): each part sorted alone, in the export's order ---------------
@@ -777,16 +781,6 @@ def pair_images_sql(flt: ErrorFilter, *, sort: str, limit: int, offset: int) -> 
 def summary_runs_sql(flt: ErrorFilter) -> tuple[str, dict]:
     """model_id, dataset of every model x dataset `flt`'s models, families and dataset allow, last first (the image
     sort's runs from the end), from `model_summary`."""
-    where, params, joins = ["s.grp = 'all'"], {}, ""
-    if flt.dataset:
-        params["dataset"] = flt.dataset
-        where.append("s.dataset = $dataset")
-    if flt.models:
-        params["models"] = list(flt.models)
-        where.append("list_contains($models, s.model_id)")
-    if flt.families:
-        params["families"] = list(flt.families)
-        joins = "JOIN models m ON m.model_id = s.model_id"
-        where.append("list_contains($families, m.family)")
-    return (f"SELECT s.model_id, s.dataset FROM model_summary s {joins} WHERE {' AND '.join(where)} "
+    joins, where, params = _summary_filter(flt, groups=False)
+    return (f"SELECT s.model_id, s.dataset FROM model_summary s {joins} WHERE {where} "
             f"ORDER BY s.model_id DESC, s.dataset DESC"), params

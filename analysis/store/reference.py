@@ -174,7 +174,7 @@ def build(path: Path | str | None = None, *, progress: bool = True) -> dict[str,
     from analysis.knowledge import cooccurrence, fetch, superclasses
     from analysis.taxonomy import labelsets
 
-    path = Path(path) if path is not None else paths.db_path()
+    path = paths.db_path(path)
     if path.is_file() and path.stat().st_size > 0:
         database.verify(path)  # every block read: a damaged store is refused before anything is written to it
     verified = fetch.verify_local()
@@ -247,7 +247,7 @@ def rebuild(path: Path | str | None = None, *, progress: bool = True) -> tuple[d
     A readable store is refused (StoreError): nothing of it is replaced. The fresh store is built next to it and
     renamed over it only once complete, so a failed rebuild leaves the damaged file where it was.
     """
-    path = Path(path) if path is not None else paths.db_path()
+    path = paths.db_path(path)
     if path.exists():
         try:
             database.verify(path)
@@ -277,7 +277,7 @@ def cli_build(args: argparse.Namespace) -> int:
     """`python -m analysis build [--db FILE] [--superclasses FILE] [--rebuild] [--wait SECONDS]`."""
     from analysis.knowledge import superclasses
 
-    path = Path(args.db) if args.db else paths.db_path()
+    path = paths.db_path(args.db)
     if args.rebuild:
         counts, kept = rebuild(path)
         if kept is not None:

@@ -307,7 +307,7 @@ def import_reviews(con: duckdb.DuckDBPyConnection, data: bytes | Path, *, source
 
 def cli_reviews(args: argparse.Namespace) -> int:
     """`python -m analysis reviews export FILE [--reviewer NAME] [--force]` / `reviews import FILE` [--db FILE]."""
-    path = Path(args.db) if args.db else paths.db_path()
+    path = paths.db_path(args.db)
     if args.action == "export":
         con = database.connect(path, read_only=True)
         try:

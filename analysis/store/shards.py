@@ -354,7 +354,7 @@ def pending_line(path: Path, store: Path) -> str:
 
 def ingest_pending(store: Path | str | None = None, *, progress: bool = False) -> Ingested:
     """Open the store for writing (a writer's wait) and ingest its pending shards."""
-    store = Path(store) if store is not None else paths.db_path()
+    store = paths.db_path(store)
     if not store.is_file():
         raise database.StoreError(f"store {store} does not exist; build it first with `python -m analysis build "
                                   f"--db {store}`")
@@ -367,7 +367,7 @@ def ingest_pending(store: Path | str | None = None, *, progress: bool = False) -
 
 def cli_ingest(args: argparse.Namespace) -> int:
     """`python -m analysis ingest [--db FILE] [--wait SECONDS]`: publish every pending Parquet shard."""
-    store = Path(args.db) if args.db else paths.db_path()
+    store = paths.db_path(args.db)
     with warning_lines():
         done = ingest_pending(store, progress=True)
     rows = sum(r["predictions"] for r in done.published)

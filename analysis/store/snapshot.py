@@ -268,7 +268,7 @@ def current(store: Path | str | None = None, *, wait: float = 30.0) -> Snapshot:
             return _served(store, prefix, side, stale=False)
         try:
             return _copy_store(store, prefix, side)
-        except (database.StoreLockedError, database._OpenHere):  # _OpenHere: this process writes it right now
+        except (database.StoreLockedError, database.OpenHereError):  # OpenHereError: this process writes it right now
             _held[str(store)] = (ident, time.monotonic())
             if _usable(prefix, side):
                 return _served(store, prefix, side, stale=True)
