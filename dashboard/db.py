@@ -23,12 +23,12 @@ def store_path() -> Path:
 
 
 def current() -> snapshot.Snapshot:
-    """The snapshot queries read now: copied again when the store changed and no writer holds it (a spinner when
-    there is none yet), else the previous one (`stale`)."""
+    """The snapshot queries read now: copied (and indexed) again when the store changed and no writer holds it, with
+    a spinner meanwhile, else the previous one (`stale`)."""
     path = store_path()
-    prefix = snapshot.location(path) if path.is_file() else None
-    if prefix is not None and not Path(f"{prefix}.snapshot.json").is_file():
-        with st.spinner("Copying the store for the dashboard (once; writers never wait for the dashboard)…"):
+    if snapshot.due(path):
+        with st.spinner("Copying and indexing the store for the dashboard (after each change to it; writers never "
+                        "wait for this)…"):
             return snapshot.current(path)
     return snapshot.current(path)
 

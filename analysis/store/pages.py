@@ -1,8 +1,17 @@
 """Browse's pages at any depth, and error counts from the per-model summary.
 
 A plain page at offset `o` costs DuckDB a top-N of `o + limit` rows over the joined errors: at 962 models x 50,000
-images the middle page of 6.5M errors took 6-22 s against 0.1-2.7 s for page 1. No new table: every page is cut
-down to a query whose cost does not grow with its depth, by the first rule that applies:
+images the middle page of 6.5M errors took 6-22 s against 0.1-2.7 s for page 1. Every page is cut down to a query
+whose cost does not grow with its depth, by the first rule that applies:
+
+0. the store holds `error_index` (the dashboard's snapshot always does; `error_index.py`): each error's position in
+   every sort order is stored, so a page of a filter that keeps every error is the rows at positions
+   [o, o + limit); under any other filter the filter's rows are counted per run of BUCKET positions (one scan of
+   the index, no join to predictions) and the page read from the run(s) it falls in. Per image, the same for a
+   filter that keeps every error (`error_index_images`); under other filters the images are grouped from the
+   index's rows instead of from every prediction joined to its pair.
+
+Without the index (a store read directly):
 
 1. image / category sort, a filter `model_summary` counts exactly (`from_summary`): the sorted errors are runs of
    one model x dataset (x category); their sizes come from the summary, so a page is read from the one or two
@@ -26,7 +35,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from analysis.store import queries
+from analysis.store import error_index, queries
 from analysis.store.filters import ErrorFilter
 from analysis.taxonomy import categories
 
@@ -34,6 +43,8 @@ from analysis.taxonomy import categories
 SEGMENT_SORTS = ("image", "category")  # sorts whose order runs model by model (within a category)
 MAX_SEGMENTS = 4  # a page spanning more model runs than this is read by one query instead
 MAX_PROBES = 8  # model runs counted from the end for a back-half page of the image sort under a row-level filter
+BUCKET = 65_536  # positions per run counted for a deep indexed page under a filter
+DIRECT_DEPTH = 1_000  # an indexed page ending above this depth is read by one top-N query instead
 _ROW_FIELDS = ("superclasses", "class_search", "review", "factors", "target", "prediction")
 
 
@@ -143,13 +154,46 @@ def _from_the_end(con, flt: ErrorFilter, limit: int, offset: int, total: int) ->
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
+def _keeps_every_error(con, flt: ErrorFilter) -> bool:
+    """Whether `flt` selects every error of the store (at most a dataset filter, and it holds them all)."""
+    narrowed = any(getattr(flt, name) for name in (*_ROW_FIELDS, "models", "categories", "families", "groups"))
+    if narrowed or flt.min_models != 1:
+        return False
+    return flt.dataset is None or count_errors(con, flt) == count_errors(con, ErrorFilter())
+
+
+def _indexed(con, flt: ErrorFilter, sort: str, limit: int, offset: int) -> pd.DataFrame:
+    """The page from error_index: the positions [offset, offset + limit) when the filter keeps every error; else
+    the filter's rows counted per run of BUCKET positions, and the page read from the runs it falls in."""
+    positions, inner = None, offset
+    if _keeps_every_error(con, flt):
+        positions, inner = (offset, offset + limit), 0
+    elif offset + limit > DIRECT_DEPTH:
+        sql, params = queries.index_buckets_sql(flt, sort, bucket=BUCKET)
+        start, low, high, before = 0, None, None, 0
+        for bucket, n in con.execute(sql, params).fetchall():
+            if low is None and start + n > offset:
+                low, before = bucket * BUCKET, start
+            if low is not None:
+                high = (bucket + 1) * BUCKET
+            start += n
+            if start >= offset + limit:
+                break
+        positions, inner = ((low, high), offset - before) if low is not None else ((0, 0), 0)  # past the end: none
+    sql, params = queries.indexed_errors_sql(flt, sort=sort, limit=limit, offset=inner, positions=positions)
+    return con.execute(sql, params).df()
+
+
 def errors_page(con: duckdb.DuckDBPyConnection, flt: ErrorFilter, *, sort: str = "image", limit: int | None = 24,
                 offset: int = 0, total: int | None = None) -> pd.DataFrame:
-    """`views.errors_page`: the same rows in the same order. Sorted by image or category under a filter the summary
+    """`views.errors_page`: the same rows in the same order. With error_index (a dashboard snapshot), a page is the
+    rows at its positions in the sort's order. Without it: sorted by image or category under a filter the summary
     counts (`from_summary`), a page is read from the one or two models it falls in (their run sizes from
     `model_summary`); otherwise, with `total` (= `export.count_errors(con, flt)`), a page in the back half is read
     in reverse order from the end."""
     _check(flt, limit, offset, total)
+    if limit is not None and error_index.present(con):
+        return _indexed(con, flt, sort, limit, offset)
     if limit is not None and sort in SEGMENT_SORTS and from_summary(flt):
         frame = _by_segments(con, flt, sort, limit, offset)
         if frame is not None:
@@ -167,15 +211,21 @@ def errors_page(con: duckdb.DuckDBPyConnection, flt: ErrorFilter, *, sort: str =
 
 def error_images(con: duckdb.DuckDBPyConnection, flt: ErrorFilter, *, sort: str = "image", limit: int | None = 24,
                  offset: int = 0, total: int | None = None) -> pd.DataFrame:
-    """`views.error_images`: the same rows in the same order. Without a model or family filter and sorted other than
-    by confidence, the images are ranked over pair_categories (`queries.pair_images_sql`); otherwise, with `total`
-    (= `views.count_error_images(con, flt)`), a page in the back half is read in reverse order from the end."""
+    """`views.error_images`: the same rows in the same order. With error_index, a filter that keeps every error
+    reads the page's positions in error_index_images. Otherwise, without a model or family filter and sorted other
+    than by confidence, the images are ranked over pair_categories (`queries.pair_images_sql`); else, with `total`
+    (= `views.count_error_images(con, flt)`), a page in the back half is read in reverse order from the end (from
+    error_index's rows when there is one)."""
     _check(flt, limit, offset, total)
+    indexed = limit is not None and error_index.present(con)
+    if indexed and _keeps_every_error(con, flt):
+        sql, params = queries.indexed_images_sql(sort=sort, positions=(offset, offset + limit))
+        return con.execute(sql, params).df()
     if limit is not None and sort != "confidence" and not flt.models and not flt.families:
         sql, params = queries.pair_images_sql(flt, sort=sort, limit=limit, offset=offset)
         return con.execute(sql, params).df()
     backwards, lim, off = window(limit, offset, total)
-    sql, params = queries.error_images_sql(flt, sort=sort, limit=lim, offset=off, reverse=backwards)
+    sql, params = queries.error_images_sql(flt, sort=sort, limit=lim, offset=off, reverse=backwards, indexed=indexed)
     return con.execute(sql, params).df()
 
 

@@ -329,6 +329,7 @@ def publish_models(con: duckdb.DuckDBPyConnection, dataset: str, batch: list[tup
             new_pairs = classify_new_pairs(con, dataset, rows)
             con.execute(queries.AFFECTED_ADD_BATCH)
             con.execute(queries.PAIRS_ADJUST, {"dataset": dataset})
+            con.execute(queries.ERROR_INDEX_DROP)  # stale now (analysis/store/error_index.py)
             for model_id in ids:
                 con.execute(queries.SUMMARY_DELETE_MODEL, [model_id, dataset])
             con.execute(queries.SUMMARY_INSERT_BATCH, {**queries.SUMMARY_PARAMS, "dataset": dataset})

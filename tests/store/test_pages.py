@@ -4,13 +4,14 @@ every sort and filter; counts read from model_summary equal the counts over the 
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from analysis.store import database, pages, queries, views
+from analysis.store import database, error_index, pages, queries, views
 from analysis.store.filters import ErrorFilter
 from tests.bad_inputs import BadInput, cases
 
@@ -31,9 +32,33 @@ def zoo(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(params=["small_store", "zoo"])
-def con(request):
-    connection = database.connect(request.getfixturevalue(request.param), read_only=True)
+def _indexed_copy(source: Path, folder: Path) -> Path:
+    """A copy of `source` holding error_index, as the dashboard's snapshot does."""
+    path = folder / source.name
+    shutil.copyfile(source, path)
+    writer = database.connect(path)
+    try:
+        assert error_index.build(writer) == pages.count_errors(writer, ErrorFilter())
+    finally:
+        writer.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def indexed(small_store, zoo, tmp_path_factory) -> dict[str, Path]:
+    return {name: _indexed_copy(path, tmp_path_factory.mktemp(name))
+            for name, path in (("small_store", small_store), ("zoo", zoo))}
+
+
+@pytest.fixture(params=["small_store", "zoo", "small_store+index", "zoo+index"])
+def con(request, monkeypatch):
+    name, _, index = request.param.partition("+")
+    path = request.getfixturevalue("indexed")[name] if index else request.getfixturevalue(name)
+    # Small runs of positions, so that pages of these small stores cross their boundaries as at 6.5M errors.
+    monkeypatch.setattr(pages, "BUCKET", 50)
+    monkeypatch.setattr(pages, "DIRECT_DEPTH", 30)
+    connection = database.connect(path, read_only=True)
+    assert error_index.present(connection) == bool(index)
     yield connection
     connection.close()
 
@@ -53,7 +78,11 @@ def _filters(con) -> dict[str, ErrorFilter]:
            "group+category+model": base.with_(groups=("artifact", "other"), categories=("model_failure",),
                                               models=(models[0],)),
            "concept": base.with_(superclasses=("wn:dog.n.01",)), "search": base.with_(class_search="e"),
-           "min models": base.with_(min_models=2), "not reviewed": base.with_(review="not_reviewed")}
+           "min models": base.with_(min_models=2), "not reviewed": base.with_(review="not_reviewed"),
+           "confusion": base.with_(**dict(zip(("target", "prediction"), con.execute(
+               "SELECT i.target, p.prediction FROM predictions p JOIN images i USING (dataset, image_id) "
+               "WHERE p.dataset = ? AND p.prediction <> i.target GROUP BY ALL ORDER BY count(*) DESC, 1, 2 LIMIT 1",
+               [dataset]).fetchone())))}
     if family:
         out["family"] = base.with_(families=(family[0],))
     return out
@@ -105,10 +134,13 @@ def test_per_image_pages_like_the_plain_offset_query(con):
                                               obj=f"{name} / {sort} / offset {offset}")
 
 
-def test_consecutive_pages_tile_the_whole_sorted_result(zoo):
+@pytest.mark.parametrize("index", [False, True], ids=["plain", "index"])
+def test_consecutive_pages_tile_the_whole_sorted_result(zoo, indexed, index, monkeypatch):
     """Page after page, at every depth, gives the whole result once, in order (model runs counted by the summary or
-    from the end, pair keys, the mirrored back half)."""
-    con = database.connect(zoo, read_only=True)
+    from the end, pair keys, the mirrored back half; or runs of index positions)."""
+    monkeypatch.setattr(pages, "BUCKET", 37)
+    monkeypatch.setattr(pages, "DIRECT_DEPTH", 30)
+    con = database.connect(indexed["zoo"] if index else zoo, read_only=True)
     try:
         for flt in (ErrorFilter(dataset="imagenet-val", groups=("organism", "artifact")),  # summary runs
                     ErrorFilter(dataset="imagenet-val", class_search="e")):  # a row-level filter
