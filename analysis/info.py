@@ -123,12 +123,17 @@ def _store() -> dict:
     from analysis.store import shards
 
     waiting = len(shards.pending(db))
+    failed, orphans = len(shards.failed_shards(db)), len(shards.orphans(db))
+    more = (f"; {failed} failed shards in {shards.shard_dir(db) / 'failed'} (each with its .error.txt; fix or delete "
+            "them by hand)" if failed else "")
+    more += (f"; {orphans} orphaned files of killed writers in {shards.shard_dir(db)} (the next ingest removes them)"
+             if orphans else "")
     if waiting:
         return _item("store", True, f"{db}: {n_models} models, classified with the superclasses {classified_with}; "
                      f"{waiting} pending shards in {shards.shard_dir(db)} (`python -m analysis ingest --db {db}`, or "
-                     "the next predict or import, ingests them)", None)
+                     f"the next predict or import, ingests them){more}", None)
     return _item("store", True, f"{db}: {n_models} models, classified with the superclasses {classified_with}; "
-                 "0 pending shards", None)
+                 f"0 pending shards{more}", None)
 
 
 def collect() -> dict:

@@ -507,7 +507,7 @@ def predict(model: str, dataset: str, *, images: Path | None = None, db: Path | 
     device = _device(device) if engine == "local" else device
     access = _StoreAccess(db, con)
     with access.open() as c:
-        shards.ingest(c, access.store)  # a writer ingests the pending shards while it holds the store
+        shards.ingest(c, access.store, limit=shards.LAND_SHARDS, seconds=shards.LAND_SECONDS)  # a few pending shards
         publish.check_superclasses(c)  # before the run, not after it: its pairs are classified like the stored ones
         imgs = image_set(dataset, c, images=images)
         existing = database.first(c, queries.MODEL_GET, [model_id])

@@ -434,7 +434,7 @@ def import_predictions(path: Path, *, model_id: str, fmt: str | None = None, met
                                       f"--db {store}`, or check --db / {paths.DB_ENV} (no store created)")
         con = shards.connect_writer(store)  # other writers' short holds are waited for, a dashboard's are not
     try:
-        shards.ingest(con)  # a writer ingests the pending shards while it holds the store
+        shards.ingest(con, limit=shards.LAND_SHARDS, seconds=shards.LAND_SECONDS)  # a few pending shards
         existing = database.first(con, queries.MODEL_GET, [model_id])
         if existing is not None and not replace:
             raise ValueError(f"model id {model_id!r} already exists in the store (source {existing[1]}); "

@@ -7,14 +7,18 @@ folder dataset the run registers goes in a sibling `<name>.images.parquet` writt
 written under a temporary name starting with '.', fsynced, renamed into place and the folder fsynced, so a shard is
 either complete or invisible. `ingest` publishes each pending shard in ONE transaction that also records its id in
 `ingested_shards`, then deletes the file(s); a shard that fails validation moves to `failed/` with a `.error.txt`.
-`land` writes a shard and ingests every pending one when the store can be taken for writing now, else leaves it
-pending for the next writer or `python -m analysis ingest` (docs/SCALE.md, "Parquet shards and ingestion").
+`land` writes a shard and, when the store can be taken for writing now, ingests it first and then at most
+LAND_SHARDS others within LAND_SECONDS, else leaves it pending for the next writer or `python -m analysis ingest`,
+which ingests a backlog in holds of at most INGEST_SECONDS, letting go of the store between them. Temporary files of
+killed writers and lone images siblings older than ORPHAN_AGE are removed by `ingest` (docs/SCALE.md, "Parquet shards
+and ingestion").
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import socket
@@ -39,21 +43,40 @@ META_KEY = b"analysis.shard"
 IMAGES_SUFFIX = ".images.parquet"
 FORMAT = 1
 WRITERS_WAIT = 30.0  # seconds a writer waits for another writer's short hold (staging flush, ingest) before failing
+LAND_SHARDS = 8  # other pending shards a writer's `land` ingests after its own (the rest wait for the next one)
+LAND_SECONDS = 10.0  # ... and only while this many seconds have passed since its ingest began
+INGEST_SECONDS = 10.0  # `ingest_pending` holds the store at most about this long (plus one shard), then lets go
+HOLD_GAP = 0.5  # seconds `ingest_pending` waits between holds, so a writer polling for the lock (0.2 s) gets it
+ORPHAN_AGE = 3600.0  # seconds after which a killed writer's temporary file or a lone images sibling is removed
 _COLUMNS = ("image_id", "prediction", "top5", "confidence", "top5_confidence")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+=-]+")
+_TEMPORARY = re.compile(r"^\..+\.parquet\.\d+\.tmp$")  # _write_atomic's `.<name>.parquet.<pid>.tmp`
 
 
 class ShardWarning(UserWarning):
     """A pending shard could not be ingested; it was moved to `failed/` with its reason."""
 
 
+class ShardsLeftWarning(ShardWarning):
+    """A writer ingested its own shard but left other pending shards for the next writer or `ingest`."""
+
+
 @dataclass
 class Ingested:
-    """What `ingest` did: shards published (dicts), shards already ingested and deleted, shards moved to failed/."""
+    """What `ingest` did: shards published (dicts), shards already ingested and deleted, shards moved to failed/,
+    orphaned files removed, shards still pending after it, and how many holds of the store it took."""
 
     published: list[dict] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    orphans: list[Path] = field(default_factory=list)
+    left: int = 0
+    holds: int = 0
+
+    @property
+    def handled(self) -> int:
+        """Shards taken out of the pending ones: published, deleted as already ingested, or moved to failed/."""
+        return len(self.published) + len(self.already) + len(self.failed)
 
 
 @dataclass
@@ -65,6 +88,7 @@ class Landed:
     ingested: Ingested | None = None
     counts: dict | None = None  # publish_predictions' counts of this shard, when ingested now
     top1: float | None = None
+    left: int = 0  # shards still pending after it (its own included when it is pending)
 
 
 def shard_dir(store: Path | str) -> Path:
@@ -86,6 +110,74 @@ def pending(store: Path | str) -> list[Path]:
         return []
     return sorted(p for p in folder.glob("*.parquet")
                   if not p.name.startswith(".") and not p.name.endswith(IMAGES_SUFFIX) and p.is_file())
+
+
+def orphans(store: Path | str, *, age: float | None = None) -> list[Path]:
+    """Files of killed writers in the shard folder older than `age` s (default ORPHAN_AGE) by mtime: temporary
+    `.<name>.parquet.<pid>.tmp` files and `<name>.images.parquet` siblings whose `<name>.parquet` is gone."""
+    age = ORPHAN_AGE if age is None else _check_seconds(age, "age", f"ORPHAN_AGE ({ORPHAN_AGE:g} s)")
+    folder = shard_dir(store)
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - age
+    out = []
+    for path in folder.iterdir():
+        name = path.name
+        if _TEMPORARY.match(name):
+            pass
+        elif name.endswith(IMAGES_SUFFIX) and not name.startswith("."):
+            if path.with_name(name.removesuffix(IMAGES_SUFFIX) + ".parquet").exists():
+                continue
+        else:
+            continue
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                out.append(path)
+        except FileNotFoundError:  # removed meanwhile (renamed into place, or ingested)
+            continue
+    return sorted(out)
+
+
+def failed_shards(store: Path | str) -> list[Path]:
+    """The shards moved to `<store>.shards/failed/` (each with its `<name>.error.txt`); never deleted by us."""
+    folder = shard_dir(store) / "failed"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.parquet") if not p.name.endswith(IMAGES_SUFFIX) and p.is_file())
+
+
+def _remove_orphans(store: Path) -> list[Path]:
+    """Delete `orphans(store)`; returns those deleted by this call."""
+    removed = []
+    for path in orphans(store):
+        try:
+            path.unlink()
+        except FileNotFoundError:  # another ingest removed it first
+            continue
+        removed.append(path)
+    if removed:
+        _fsync_dir(shard_dir(store))
+    return removed
+
+
+def _check_limit(limit: int | None) -> int | None:
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit={limit!r} must be a whole number of shards, or None for every pending shard")
+    if limit < 1:
+        raise ValueError(f"limit={limit!r} must be at least 1 shard; pass None to ingest every pending shard")
+    return limit
+
+
+def _check_seconds(seconds: float | None, name: str = "seconds", none: str = "no time limit") -> float | None:
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"{name}={seconds!r} must be a number of seconds, or None for {none}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{name}={seconds!r} must be a finite number of seconds >= 0; pass None for {none}")
+    return float(seconds)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -233,62 +325,83 @@ def store_of(con: duckdb.DuckDBPyConnection) -> Path:
     return Path(row[0])
 
 
-def ingest(con: duckdb.DuckDBPyConnection, store: Path | str | None = None, *, progress: bool = False) -> Ingested:
-    """Publish every complete pending shard of the store open for writing on `con`, each in ONE transaction.
+def ingest(con: duckdb.DuckDBPyConnection, store: Path | str | None = None, *, progress: bool = False,
+           limit: int | None = None, seconds: float | None = None, first: Path | str | None = None) -> Ingested:
+    """Publish the complete pending shards of the store open for writing on `con`, each in ONE transaction.
 
+    `first` (a shard path, the caller's own) goes before the others; the ingest stops after `limit` shards or once
+    `seconds` have passed (checked between shards: a shard in progress finishes, and at least one is ingested), and
+    `Ingested.left` counts the shards still pending. Orphans of killed writers (`orphans`) are removed first.
     A shard already recorded in `ingested_shards` (a crash between commit and delete) is only deleted; one that
     fails validation moves to `failed/` with `<name>.error.txt` and a ShardWarning, and the others still ingest.
     A StoreError (superclasses, a damaged store) stops here and leaves the shard pending.
     """
+    limit, seconds = _check_limit(limit), _check_seconds(seconds)
+    if first is not None and not isinstance(first, (str, Path)):
+        raise TypeError(f"first={first!r} must be the path of a shard (str or Path), or None")
     store = Path(store) if store is not None else store_of(con)
-    out = Ingested()
-    files = pending(store)
     bar = None
-    if progress and files:
+    if progress and pending(store):
         from tqdm import tqdm
 
-        bar = tqdm(total=len(files), desc="ingesting shards", unit="shard", file=sys.stderr, disable=None)
+        bar = tqdm(total=len(pending(store)), desc="ingesting shards", unit="shard", file=sys.stderr, disable=None)
     try:
-        for path in files:
-            meta = None
-            try:
-                meta = _metadata(path)
-                if database.first(con, queries.INGESTED_SHARD_GET, [meta["shard_id"]]) is not None:
-                    _remove(path, meta)
-                    out.already.append(meta["shard_id"])
-                    continue
-                record, rows, images = _read(path, meta)
-                counts = publish.publish_predictions(
-                    con, record, meta["dataset"], rows, mode=meta["mode"], images=images, run_id=meta.get("run_id"),
-                    run_seconds=float(meta.get("run_seconds") or 0.0),
-                    statements=((queries.INGESTED_SHARD_INSERT, [meta["shard_id"], path.name, record.model_id,
-                                                                 meta["dataset"], rows.num_rows]),))
-            except FileNotFoundError:
-                if path.exists():  # a file publish needs (a checkpoint, a superclass file): the shard stays pending
-                    raise
-                continue  # another writer ingested and deleted it meanwhile
-            except database.StoreError:
-                raise
-            except (ValueError, TypeError, duckdb.Error, OSError) as exc:
-                reason = " ".join(str(exc).split())
-                if not isinstance(exc, (ValueError, TypeError, pa.ArrowException)):
-                    # the store or the machine failed (memory, disk): the shard is intact and stays pending
-                    raise database.StoreError(f"ingesting shard {path} stopped: {reason[:300]}; nothing of it was "
-                                              "stored and it stays pending for the next ingest") from None
-                moved = _fail(path, meta, reason)  # its own fault (its checks, an unreadable file)
-                out.failed.append((moved, reason))
-                warnings.warn(f"shard {path.name} was not ingested: {reason}; moved to {moved}", ShardWarning,
-                              stacklevel=2)
-                continue
-            finally:
-                if bar is not None:
-                    bar.update(1)
-            _remove(path, meta)
-            out.published.append({"shard_id": meta["shard_id"], "file": path.name, "model_id": record.model_id,
-                                  "dataset": meta["dataset"], **counts})
+        return _ingest(con, store, limit=limit, seconds=seconds, first=first, bar=bar)
     finally:
         if bar is not None:
             bar.close()
+
+
+def _ingest(con: duckdb.DuckDBPyConnection, store: Path, *, limit: int | None, seconds: float | None,
+            first: Path | str | None, bar) -> Ingested:
+    """`ingest` with checked arguments, updating `bar` (a tqdm bar or None) once per shard."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    out = Ingested(holds=1)
+    out.orphans = _remove_orphans(store)
+    files = pending(store)
+    if first is not None:
+        files.sort(key=lambda p: p.name != Path(first).name)  # stable: the others keep their order
+    for path in files:
+        if out.handled and ((limit is not None and out.handled >= limit)
+                            or (deadline is not None and time.monotonic() >= deadline)):
+            break
+        meta = None
+        try:
+            meta = _metadata(path)
+            if database.first(con, queries.INGESTED_SHARD_GET, [meta["shard_id"]]) is not None:
+                _remove(path, meta)
+                out.already.append(meta["shard_id"])
+                continue
+            record, rows, images = _read(path, meta)
+            counts = publish.publish_predictions(
+                con, record, meta["dataset"], rows, mode=meta["mode"], images=images, run_id=meta.get("run_id"),
+                run_seconds=float(meta.get("run_seconds") or 0.0),
+                statements=((queries.INGESTED_SHARD_INSERT, [meta["shard_id"], path.name, record.model_id,
+                                                             meta["dataset"], rows.num_rows]),))
+        except FileNotFoundError:
+            if path.exists():  # a file publish needs (a checkpoint, a superclass file): the shard stays pending
+                raise
+            continue  # another writer ingested and deleted it meanwhile
+        except database.StoreError:
+            raise
+        except (ValueError, TypeError, duckdb.Error, OSError) as exc:
+            reason = " ".join(str(exc).split())
+            if not isinstance(exc, (ValueError, TypeError, pa.ArrowException)):
+                # the store or the machine failed (memory, disk): the shard is intact and stays pending
+                raise database.StoreError(f"ingesting shard {path} stopped: {reason[:300]}; nothing of it was "
+                                          "stored and it stays pending for the next ingest") from None
+            moved = _fail(path, meta, reason)  # its own fault (its checks, an unreadable file)
+            out.failed.append((moved, reason))
+            warnings.warn(f"shard {path.name} was not ingested: {reason}; moved to {moved}", ShardWarning,
+                          stacklevel=3)
+            continue
+        finally:
+            if bar is not None:
+                bar.update(1)
+        _remove(path, meta)
+        out.published.append({"shard_id": meta["shard_id"], "file": path.name, "model_id": record.model_id,
+                              "dataset": meta["dataset"], **counts})
+    out.left = len(pending(store))
     return out
 
 
@@ -312,8 +425,9 @@ def connect_writer(store: Path | str | None = None, *, wait: float | None = None
 def land(store: Path | str | None, record: publish.ModelRecord, dataset: str, rows: pa.Table, *, mode: str,
          images: tuple[tuple, pa.Table] | None = None, run_id: str | None = None, run_seconds: float = 0.0,
          shard: str | None = None, wait: float | None = None, con: duckdb.DuckDBPyConnection | None = None) -> Landed:
-    """Write a shard, then ingest every pending shard when the store can be taken for writing within `wait` seconds
-    (default: --wait or 1 s; `con`: a write connection already held); else leave it pending (nothing is lost).
+    """Write a shard, then ingest it and at most LAND_SHARDS other pending shards within LAND_SECONDS when the store
+    can be taken for writing within `wait` seconds (default: --wait or 1 s; `con`: a write connection already held);
+    else leave it pending (nothing is lost). Other shards left pending: `Landed.left` and a ShardsLeftWarning.
 
     ValueError when this shard itself fails validation at ingest (it is in failed/ then, with its reason).
     """
@@ -325,11 +439,11 @@ def land(store: Path | str | None, record: publish.ModelRecord, dataset: str, ro
         try:
             con = connect_writer(store, wait=wait)
         except database.StoreLockedError:
-            return Landed(path, True)
+            return Landed(path, True, left=len(pending(store)))
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ShardWarning)
-            done = ingest(con, store)
+            done = ingest(con, store, first=path, limit=1 + LAND_SHARDS, seconds=LAND_SECONDS)
         for w in caught:  # others' failed shards: passed on; this shard's failure: raised below
             if f"shard {path.name} " not in str(w.message):
                 warnings.warn(w.message, ShardWarning, stacklevel=2)
@@ -341,9 +455,12 @@ def land(store: Path | str | None, record: publish.ModelRecord, dataset: str, ro
     finally:
         if own:
             con.close()
+    if done.left:
+        warnings.warn(f"{done.left} other shards are still pending in {shard_dir(store)}; the next writer or "
+                      f"`python -m analysis ingest --db {store}` ingests them", ShardsLeftWarning, stacklevel=2)
     if mine is None:  # not published by this ingest: another writer's ingest took it meanwhile
-        return Landed(path, False, done, None, None)
-    return Landed(path, False, done, {k: mine[k] for k in ("predictions", "new_pairs")}, top1)
+        return Landed(path, False, done, None, None, left=done.left)
+    return Landed(path, False, done, {k: mine[k] for k in ("predictions", "new_pairs")}, top1, left=done.left)
 
 
 def pending_line(path: Path, store: Path) -> str:
@@ -353,16 +470,53 @@ def pending_line(path: Path, store: Path) -> str:
 
 
 def ingest_pending(store: Path | str | None = None, *, progress: bool = False) -> Ingested:
-    """Open the store for writing (a writer's wait) and ingest its pending shards."""
+    """Ingest every pending shard of `store` in holds of at most INGEST_SECONDS (plus the shard in progress) each,
+    letting go of the store for HOLD_GAP s between them so that other writers get it; one tqdm bar over all shards.
+
+    The first hold waits like any writer (`connect_writer`); a later one up to WRITERS_WAIT for anyone (a dashboard
+    copying the store in between included). A store not retaken raises StoreLockedError saying what was ingested.
+    """
     store = paths.db_path(store)
     if not store.is_file():
         raise database.StoreError(f"store {store} does not exist; build it first with `python -m analysis build "
                                   f"--db {store}`")
-    con = connect_writer(store)
+    out = Ingested()
+    bar = None
+    if progress and pending(store):
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(pending(store)), desc="ingesting shards", unit="shard", file=sys.stderr, disable=None)
     try:
-        return ingest(con, store, progress=progress)
+        while True:
+            if out.holds:
+                time.sleep(HOLD_GAP)
+                try:
+                    con = connect_writer(store, wait=max(database.current_wait(), WRITERS_WAIT))
+                except database.StoreLockedError as exc:
+                    raise database.StoreLockedError(
+                        f"{exc}; {out.handled} shards were ingested before it took the store and "
+                        f"{len(pending(store))} are still pending (run `python -m analysis ingest --db {store}` "
+                        "again)", exc.mode) from None
+            else:
+                con = connect_writer(store)
+            if bar is not None:
+                bar.total = bar.n + len(pending(store))  # writers may have added shards meanwhile
+                bar.refresh()
+            try:
+                done = _ingest(con, store, limit=None, seconds=INGEST_SECONDS, first=None, bar=bar)
+            finally:
+                con.close()
+            out.published += done.published
+            out.already += done.already
+            out.failed += done.failed
+            out.orphans += done.orphans
+            out.holds += 1
+            out.left = done.left
+            if not done.left or not done.handled:  # all done, or nothing could be taken (every shard vanished)
+                return out
     finally:
-        con.close()
+        if bar is not None:
+            bar.close()
 
 
 def cli_ingest(args: argparse.Namespace) -> int:
@@ -373,7 +527,9 @@ def cli_ingest(args: argparse.Namespace) -> int:
     rows = sum(r["predictions"] for r in done.published)
     extra = f", {len(done.already)} already ingested deleted" if done.already else ""
     failed = f", {len(done.failed)} moved to {shard_dir(store) / 'failed'}" if done.failed else ""
-    print(f"ingested {len(done.published)} shards ({rows} predictions) into {store}{extra}{failed}")
+    holds = f", in {done.holds} holds of the store" if done.holds > 1 else ""
+    gone = f", {len(done.orphans)} orphaned files of killed writers removed" if done.orphans else ""
+    print(f"ingested {len(done.published)} shards ({rows} predictions) into {store}{extra}{failed}{holds}{gone}")
     return 0
 
 

@@ -303,3 +303,211 @@ def test_a_shard_that_cannot_be_written_is_one_line_and_stores_nothing(store_cop
     with pytest.raises(UserError, match=r"cannot create the shard folder .*\.shards: .*nothing was stored"):
         shards.land(store_copy, _record(), "samples", rows, mode="new")
     assert _checksums(store_copy) == before
+
+
+STORED = {  # the tables a backlog of imports writes (timestamps aside)
+    "predictions": "SELECT * FROM predictions ORDER BY ALL",
+    "model_summary": "SELECT * FROM model_summary ORDER BY ALL",
+    "models": "SELECT * EXCLUDE (created_at) FROM models ORDER BY ALL",
+    "pair_categories": "SELECT * FROM pair_categories ORDER BY ALL",
+}
+
+
+def _backlog(store: Path, n: int, prefix: str = "backlog") -> list[Path]:
+    """`n` pending shards of models `<prefix>-<k>` (the source's 50 rows each), written while nothing ingests."""
+    rows = _rows(store)
+    return [shards.write_shard(store, _record(f"{prefix}-{k}"), "samples", rows, mode="new") for k in range(n)]
+
+
+def test_land_ingests_its_own_shard_and_a_bounded_few_then_ingest_takes_the_backlog_in_holds(store_copy, tmp_path,
+                                                                                           monkeypatch, capsys):
+    whole = tmp_path / "whole.duckdb"  # the same shards ingested all at once, for comparison
+    shutil.copy(store_copy, whole)
+    backlog = _backlog(store_copy, 6)
+    shutil.copytree(shards.shard_dir(store_copy), shards.shard_dir(whole))
+    shards.write_shard(whole, _record("landed"), "samples", _rows(store_copy), mode="new")
+
+    monkeypatch.setattr(shards, "LAND_SHARDS", 2)
+    with shards.warning_lines():  # as predict and import-predictions print it
+        landed = shards.land(store_copy, _record("landed"), "samples", _rows(store_copy), mode="new")
+    assert capsys.readouterr().err == (
+        f"warning: 4 other shards are still pending in {shards.shard_dir(store_copy)}; the next writer or "
+        f"`python -m analysis ingest --db {store_copy}` ingests them\n")
+    assert not landed.pending and landed.counts["predictions"] == 50 and landed.left == 4
+    assert [r["file"] for r in landed.ingested.published] == [landed.shard.name] + [p.name for p in backlog[:2]]
+    assert shards.pending(store_copy) == backlog[2:]
+
+    monkeypatch.setattr(shards, "INGEST_SECONDS", 0.0)  # one shard per hold
+    monkeypatch.setattr(shards, "HOLD_GAP", 0.05)
+    done = shards.ingest_pending(store_copy)
+    assert done.holds == 4 and [r["file"] for r in done.published] == [p.name for p in backlog[2:]]
+    assert done.left == 0 and shards.pending(store_copy) == []
+
+    assert len(_ingest(whole).published) == 7
+    for table, sql in STORED.items():
+        assert _query(store_copy, sql) == _query(whole, sql), table
+    assert _query(store_copy, "SELECT count(*) FROM predictions WHERE model_id LIKE 'backlog-%'") == [(300,)]
+
+
+WAITER = textwrap.dedent("""
+    import sys, time
+    from analysis.store import shards
+    store, n = sys.argv[1], int(sys.argv[2])
+    print("ready", flush=True)
+    while len(shards.pending(store)) >= n:  # the backlog's ingest has begun
+        time.sleep(0.01)
+    start = time.monotonic()
+    con = shards.connect_writer(store)
+    left = len(shards.pending(store))
+    con.close()
+    print(left, round(time.monotonic() - start, 2), flush=True)
+""")
+
+
+def test_a_waiting_writer_gets_the_store_between_two_holds_of_the_backlog(store_copy, monkeypatch):
+    n = 8
+    _backlog(store_copy, n)
+    monkeypatch.setattr(shards, "INGEST_SECONDS", 0.0)  # one shard per hold, HOLD_GAP (0.5 s) between holds
+    waiter = subprocess.Popen([sys.executable, "-c", WAITER, str(store_copy), str(n)], cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert waiter.stdout.readline().strip() == "ready"
+        start = time.monotonic()
+        done = shards.ingest_pending(store_copy)
+        elapsed = time.monotonic() - start
+        out, err = waiter.communicate(timeout=60)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+            waiter.wait()
+    assert waiter.returncode == 0, err
+    left, waited = out.split()
+    # it got the store while at least half of the backlog was still pending, not after the whole ingest
+    assert int(left) >= n // 2 and float(waited) < elapsed / 2, (left, waited, elapsed)
+    assert done.holds == n and len(done.published) == n and shards.pending(store_copy) == []
+    print(f"waiter got the store after {waited} s with {left} of {n} shards pending; backlog took {elapsed:.1f} s")
+
+
+def _age(path: Path, seconds: float) -> Path:
+    stamp = time.time() - seconds
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_orphans_of_killed_writers_are_removed_when_old_and_failed_shards_stay(store_copy, monkeypatch, capsys):
+    folder = shards.shard_dir(store_copy)
+    _bad_not_parquet(store_copy)
+    with pytest.warns(shards.ShardWarning, match="not a readable Parquet file"):
+        assert _ingest(store_copy).failed  # -> failed/ with its reason
+    failed = folder / "failed"
+    _age(failed / "00000000T000000000000Z-junk.parquet.error.txt", 2 * 3600)
+    (failed / "lone.images.parquet").write_bytes(b"user data")  # in failed/: never an orphan, whatever its age
+    (failed / ".x.parquet.7.tmp").write_bytes(b"user data")
+    for path in failed.iterdir():
+        _age(path, 2 * 3600)
+    in_failed = {p.name: p.read_bytes() for p in failed.iterdir()}
+
+    con = database.connect(store_copy, read_only=True)
+    try:
+        images = con.sql("SELECT * EXCLUDE (dataset) FROM images WHERE dataset = 'samples' AND image_id < 3 "
+                         "ORDER BY image_id").to_arrow_table()
+    finally:
+        con.close()
+    lone = []
+    for name in ("old", "young"):  # a writer killed between the images sibling and its main file
+        shard = shards.write_shard(store_copy, _record(f"lite0-{name}"), f"folder:{name}-0123abcd",
+                                   _rows(store_copy).slice(0, 3), mode="merge",
+                                   images=((f"folder:{name}-0123abcd", "single", "/x", name), images))
+        shard.unlink()
+        lone.append(shard.with_name(shard.name.removesuffix(".parquet") + shards.IMAGES_SUFFIX))
+    old_tmp, young_tmp = folder / ".20260101T000000000000Z-x.parquet.4242.tmp", folder / ".y.parquet.4243.tmp"
+    foreign = folder / ".notes.txt"  # not a file of ours: never touched
+    for path in (old_tmp, young_tmp, foreign):
+        path.write_bytes(b"half a shard")
+    for path in (lone[0], old_tmp, foreign):
+        _age(path, 2 * 3600)
+    _age(young_tmp, 60)
+    good = shards.write_shard(store_copy, _record(), "samples", _rows(store_copy), mode="new")
+    _age(good, 2 * 3600)  # an old pending shard is no orphan
+
+    assert shards.orphans(store_copy) == sorted([lone[0], old_tmp])
+    assert shards.failed_shards(store_copy) == [failed / "00000000T000000000000Z-junk.parquet"]
+    monkeypatch.setenv(paths.DB_ENV, str(store_copy))
+    detail = info._store()["detail"]
+    assert f"1 failed shards in {failed}" in detail and f"2 orphaned files of killed writers in {folder}" in detail
+
+    assert cli.main(["ingest", "--db", str(store_copy)]) == 0
+    out = capsys.readouterr().out
+    assert "ingested 1 shards (50 predictions)" in out and "2 orphaned files of killed writers removed" in out
+    assert not good.exists() and not lone[0].exists() and not old_tmp.exists()
+    assert lone[1].exists() and young_tmp.exists() and foreign.exists()  # young: maybe a writer still writing
+    assert {p.name: p.read_bytes() for p in failed.iterdir()} == in_failed
+    detail = info._store()["detail"]
+    assert f"1 failed shards in {failed}" in detail and "orphaned" not in detail
+
+
+@pytest.mark.parametrize("case", cases(
+    BadInput("ingest-limit-zero", "ingest argument", "limit=0 shards", "limit=0 must be at least 1 shard"),
+    BadInput("ingest-limit-negative", "ingest argument", "limit=-3 shards", "limit=-3 must be at least 1 shard"),
+    BadInput("ingest-limit-not-int", "ingest argument", "limit=2.5 (not a whole number)",
+             "limit=2.5 must be a whole number of shards"),
+    BadInput("ingest-seconds-negative", "ingest argument", "seconds=-1",
+             "seconds=-1 must be a finite number of seconds >= 0"),
+    BadInput("ingest-seconds-nan", "ingest argument", "seconds=nan", "seconds=nan must be a finite number"),
+    BadInput("ingest-first-not-path", "ingest argument", "first=3 (not a path)", "first=3 must be the path of a shard"),
+))
+def test_bad_ingest_arguments_are_refused_before_anything_is_touched(store_copy, case):
+    kwargs = {"ingest-limit-zero": {"limit": 0}, "ingest-limit-negative": {"limit": -3},
+              "ingest-limit-not-int": {"limit": 2.5}, "ingest-seconds-negative": {"seconds": -1},
+              "ingest-seconds-nan": {"seconds": float("nan")}, "ingest-first-not-path": {"first": 3}}[case.id]
+    backlog = _backlog(store_copy, 2)
+    orphan = shards.shard_dir(store_copy) / ".x.parquet.1.tmp"
+    orphan.write_bytes(b"a killed writer's temporary file")
+    _age(orphan, 2 * 3600)
+    before = _checksums(store_copy)
+    con = database.connect(store_copy)
+    try:
+        with pytest.raises((ValueError, TypeError), match=case.message.replace(".", r"\.")) as raised:
+            shards.ingest(con, store_copy, **kwargs)
+    finally:
+        con.close()
+    assert "None" in str(raised.value)  # the fix: None for no bound (or no first shard)
+    assert shards.pending(store_copy) == backlog and orphan.exists() and _checksums(store_copy) == before
+
+
+GRABBER = textwrap.dedent("""
+    import sys, time, duckdb
+    from analysis.store import shards
+    store, n = sys.argv[1], int(sys.argv[2])
+    while len(shards.pending(store)) >= n:  # the first hold has begun: take the store in the gap after it
+        time.sleep(0.01)
+    while True:
+        try:
+            con = duckdb.connect(store)
+            break
+        except duckdb.IOException:
+            time.sleep(0.02)
+    print("locked", flush=True)
+    sys.stdin.readline()
+""")
+
+
+def test_a_store_taken_between_holds_stops_ingest_saying_what_was_done(store_copy, monkeypatch, capsys):
+    backlog = _backlog(store_copy, 4)
+    monkeypatch.setattr(shards, "INGEST_SECONDS", 0.0)  # one shard per hold
+    monkeypatch.setattr(shards, "HOLD_GAP", 1.0)  # time for the other process to take the store
+    monkeypatch.setattr(shards, "WRITERS_WAIT", 1.0)  # and how long ingest waits to retake it (30 s by default)
+    grabber = subprocess.Popen([sys.executable, "-c", GRABBER, str(store_copy), "4"], cwd=ROOT, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        code = cli.main(["ingest", "--db", str(store_copy)])
+        assert grabber.stdout.readline().strip() == "locked"
+    finally:
+        grabber.communicate("\n", timeout=30)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert f"store {store_copy} is locked by another process, PID {grabber.pid}" in err[0], err
+    assert "; 1 shards were ingested before it took the store and 3 are still pending (run `python -m analysis " \
+           f"ingest --db {store_copy}` again)" in err[0], err
+    assert shards.pending(store_copy) == backlog[1:]
+    assert _query(store_copy, "SELECT count(*) FROM predictions WHERE model_id LIKE 'backlog-%'") == [(50,)]
