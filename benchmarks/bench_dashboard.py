@@ -47,7 +47,8 @@ sys.path.insert(0, str(ROOT))
 from report import update_section  # noqa: E402
 
 from analysis.knowledge import classes  # noqa: E402
-from analysis.store import database, export, reference, summary, views  # noqa: E402
+from analysis.store import database, error_index, export, reference, summary, views  # noqa: E402
+from analysis.store import queries as store_queries  # noqa: E402
 from analysis.store.filters import ErrorFilter  # noqa: E402
 from analysis.taxonomy import agreement, categories, classify, labelsets  # noqa: E402
 
@@ -60,16 +61,13 @@ FAMILIES = ("cnn", "transformer", "mlp", "hybrid")
 TRAINING = ("ImageNet-1k (1.2M)", "ImageNet-21k (14M)", "LAION-2B (2B)", "Instagram (3.6B)")
 SECTION = "dashboard"
 WHY_MISSES = (
-    'Why these still miss: each reads the errors of many models in an order no stored figure positions, '
-    'so it joins all the predictions once however deep the page: the confidence sort (a per-prediction '
-    'key), the models and class sorts over all models (the rows of each key are counted over '
-    "pair_categories, but the page's rows are then read from predictions), the per-image mode by "
-    'confidence, and the ImageNet-X factor filter (an EXISTS over imagenet_x for every prediction; its '
-    'count reads only pairs). `analysis/store/pages.py` makes the image and category sorts, the models '
-    'and class sorts and the per-image mode (no model or family filter, not by confidence) cost the same '
-    'at any depth; elsewhere it reads the back half from the end, so no offset exceeds half the result '
-    "but the middle page stays the dearest (the confidence sort's). Under 300 ms for these needs a "
-    'precomputed ordered error index per sort, or more cores.'
+    "Where Browse's pages go: with `error_index` (the dashboard's snapshot always has it) a page of a filter that "
+    "keeps every error is a range of stored positions, and under any other filter the filter runs over the "
+    "index's 1 row per error twice (a count per run of 65,536 positions, then the run the page falls in), never "
+    "over every prediction joined to its pair; the per-image mode groups the index's rows. What remains over "
+    "target is that filter pass over all errors on two shared cores, dearest for filters that keep most rows "
+    "(the ones above); with `--no-index` (a store read directly) the confidence, models and class sorts over all "
+    "models join every prediction again (0.3-3 s)."
 )
 BROWSER_SECTION = "dashboard-browser"
 
@@ -273,6 +271,8 @@ def browse_queries(con, model_a: str, dataset: str, *,
         for depth in ("first", "last"):
             out[f"filter {name}: {depth} page"] = ("sidebar", _paged(con, views.errors_page, flt, "image",
                                                                      _depths(total)[depth], total, plain))
+        out[f"filter {name}: middle page by confidence"] = ("sidebar", _paged(
+            con, views.errors_page, flt, "confidence", _depths(total)["middle"], total, plain))
     return out, skipped
 
 
@@ -459,6 +459,36 @@ def browser_section(result: dict, *, models: int, images: int, predictions: int,
     ])
 
 
+def _index(path: Path, *, keep: bool) -> dict:
+    """Build error_index in the benchmark's store as the dashboard's snapshot does (timed), or drop it (`keep`
+    False: Browse then reads the predictions, as on a store read directly)."""
+    con = database.connect(path)
+    try:
+        if not keep:
+            with database.transaction(con):
+                con.execute(store_queries.ERROR_INDEX_DROP)
+            return {}
+        with database.transaction(con):  # a previous run's index: measure the blocks this one adds
+            con.execute(store_queries.ERROR_INDEX_DROP)
+        con.execute("CHECKPOINT")
+        before = _used_bytes(con)
+        start = time.perf_counter()
+        rows = error_index.build(con)
+        con.execute("CHECKPOINT")
+        seconds = time.perf_counter() - start
+        added = _used_bytes(con) - before
+    finally:
+        con.close()
+    print(f"error_index: {rows:,} errors in {seconds:.1f} s, {added / 2**20:.0f} MiB", flush=True)
+    return {"index_s": seconds, "index_rows": rows, "index_bytes": added}
+
+
+def _used_bytes(con) -> int:
+    """Bytes in the store's used blocks (free blocks left by dropped tables excluded)."""
+    blocks, size = con.execute("SELECT used_blocks, block_size FROM pragma_database_size()").fetchone()
+    return int(blocks) * int(size)
+
+
 def _build_info(path: Path) -> Path:
     """Where a built store's figures (build times, rows, bytes) are kept for later `--reuse` runs."""
     return path.with_name(path.name + ".build.json")
@@ -474,6 +504,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="do not update docs/PERFORMANCE.md")
     parser.add_argument("--plain-offset", action="store_true",
                         help="time Browse's pages with plain OFFSET and counts over the errors (before pages.py)")
+    parser.add_argument("--no-index", action="store_true",
+                        help="time Browse without error_index (a store read directly, not through a snapshot)")
     parser.add_argument("--browser", action="store_true",
                         help="also time the pages in Chromium (streamlit run + Playwright, /usr/bin/chromium)")
     parser.add_argument("--browser-repeat", type=int, default=10, help="browser sessions per page and filter change")
@@ -489,8 +521,8 @@ def main(argv: list[str] | None = None) -> int:
         path = args.db or Path(tmp) / "zoo.duckdb"
         info = {}
         if not (args.reuse and path.is_file()):
-            if path.exists():
-                path.unlink()
+            for stale in (path, Path(f"{path}.wal")):  # a WAL left beside a deleted store would be replayed into it
+                stale.unlink(missing_ok=True)
             print(f"building a synthetic store: {args.models} models x {args.images} images -> {path}", flush=True)
             info = build_synthetic_store(path, models=args.models, images=args.images)
             _build_info(path).write_text(json.dumps(info))
@@ -500,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
                   f" insert {info['insert_s']:.1f} s, classify {info['classify_s']:.1f} s,"
                   f" summary {info['summary_s']:.1f} s,"
                   f" {info['bytes'] / 2**20:.0f} MiB", flush=True)
+        info.update(_index(path, keep=not (args.no_index or args.plain_offset)))
         con = database.connect(path, read_only=True)
         try:
             n_models = con.execute("SELECT count(DISTINCT model_id) FROM predictions").fetchone()[0]
@@ -546,7 +579,12 @@ def main(argv: list[str] | None = None) -> int:
             f"it) {peak_rss:,.0f} MiB; load average {os.getloadavg()[0]:.1f} when written (shared machine). "
             f"Browse pages are {PAGE_SIZE} cards (the default grid); first / middle / last are offsets 0, "
             f"half the pages and the last page of the filter's count, the count Browse already made handed to the "
-            f"page query. Sidebar filters are each timed on their count, first and last page (sort: image)"
+            f"page query. Sidebar filters are each timed on their count, first and last page (sort: image) and "
+            f"middle page by confidence. "
+            + (f"Browse reads `error_index`, which the dashboard builds in each snapshot of the store and this "
+               f"benchmark in its store: {info['index_rows']:,} errors, {info['index_s']:.1f} s, "
+               f"+{info['index_bytes'] / 2**20:.0f} MiB" if "index_s" in info
+               else "Without `error_index` (`--no-index`: a store read directly, not through a snapshot)")
             + "".join(f"; skipped: {s}" for s in skipped) + ".",
             "",
             "| page | query | p50 ms | p95 ms |",

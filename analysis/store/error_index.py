@@ -11,7 +11,7 @@ It is derived data, built where nobody writes: in the dashboard's snapshot, righ
 (`snapshot.current`), and by the benchmark in its own store. Every write of predictions or categories drops it in
 its transaction (`summary.refresh_summary`, `publish.publish_models`), so a store never holds a stale one; without
 it every page is read from the predictions as before. At 962 models x 50,000 images (6.5M errors) it takes about
-10 s and 1 GB to build (memory capped by MEMORY_LIMIT; DuckDB spills beyond it) and about 180 MB on disk.
+15 s and 1 GB to build (memory capped by MEMORY_LIMIT; DuckDB spills beyond it) and about 190 MiB on disk.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ reading one keeps its data until it closes it). When the store's folder is not w
 is read (`Snapshot.direct`, as before snapshots).
 
 Each copy also gets Browse's `error_index` (every error's position in each sort order, `error_index.py`), built
-after the store is let go, so writers never wait for it: about 10 s at 962 models x 50,000 images, milliseconds for
+after the store is let go, so writers never wait for it: about 15 s at 962 models x 50,000 images, milliseconds for
 a small store.
 """
 
