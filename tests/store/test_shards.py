@@ -103,14 +103,19 @@ def test_a_shard_ingests_to_what_publish_predictions_writes(small_store, store_c
         (meta["shard_id"], shard.name, "lite0-shard", "samples", 50)]
 
 
-def test_a_folder_dataset_lands_in_a_sibling_written_first(store_copy, tmp_path):
-    """A run's new image set travels in `<name>.images.parquet`; without it the shard is never ingested."""
-    con = database.connect(store_copy, read_only=True)
+def _three_images(store: Path) -> pa.Table:
+    """The first three `samples` images as a folder dataset's image rows (without the dataset column)."""
+    con = database.connect(store, read_only=True)
     try:
-        images = con.sql("SELECT * EXCLUDE (dataset) FROM images WHERE dataset = 'samples' AND image_id < 3 "
-                         "ORDER BY image_id").to_arrow_table()
+        return con.sql("SELECT * EXCLUDE (dataset) FROM images WHERE dataset = 'samples' AND image_id < 3 "
+                       "ORDER BY image_id").to_arrow_table()
     finally:
         con.close()
+
+
+def test_a_folder_dataset_lands_in_a_sibling_written_first(store_copy, tmp_path):
+    """A run's new image set travels in `<name>.images.parquet`; without it the shard is never ingested."""
+    images = _three_images(store_copy)
     register = (("folder:three-0123abcd", "single", str(tmp_path), "three images"), images)
     rows = _rows(store_copy).slice(0, 3)
     good = shards.write_shard(store_copy, _record(), "folder:three-0123abcd", rows, mode="merge", images=register)
@@ -407,12 +412,7 @@ def test_orphans_of_killed_writers_are_removed_when_old_and_failed_shards_stay(s
         _age(path, 2 * 3600)
     in_failed = {p.name: p.read_bytes() for p in failed.iterdir()}
 
-    con = database.connect(store_copy, read_only=True)
-    try:
-        images = con.sql("SELECT * EXCLUDE (dataset) FROM images WHERE dataset = 'samples' AND image_id < 3 "
-                         "ORDER BY image_id").to_arrow_table()
-    finally:
-        con.close()
+    images = _three_images(store_copy)
     lone = []
     for name in ("old", "young"):  # a writer killed between the images sibling and its main file
         shard = shards.write_shard(store_copy, _record(f"lite0-{name}"), f"folder:{name}-0123abcd",
