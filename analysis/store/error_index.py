@@ -35,6 +35,12 @@ def rows(con: duckdb.DuckDBPyConnection) -> int:
     return int(database.first(con, queries.ERROR_INDEX_ROWS)[0])
 
 
+def datasets(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    """The datasets whose errors the index holds: () when empty, one name, or the first and last of several."""
+    low, high = database.first(con, queries.ERROR_INDEX_DATASETS)
+    return () if low is None else (low,) if low == high else (low, high)
+
+
 def build(con: duckdb.DuckDBPyConnection, *, memory_limit: str | None = None) -> int:
     """(Re)build the index from the store's predictions in one transaction; returns its rows.
 

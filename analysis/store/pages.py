@@ -7,9 +7,9 @@ whose cost does not grow with its depth, by the first rule that applies:
 0. the store holds `error_index` (the dashboard's snapshot always does; `error_index.py`): each error's position in
    every sort order is stored, so a page of a filter that keeps every error is the rows at positions
    [o, o + limit); under any other filter the filter's rows are counted per run of BUCKET positions (one scan of
-   the index, no join to predictions) and the page read from the run(s) it falls in. Per image, the same for a
-   filter that keeps every error (`error_index_images`); under other filters the images are grouped from the
-   index's rows instead of from every prediction joined to its pair.
+   the index, no join to predictions) and the page read from the run(s) it falls in. Per image, a filter that
+   keeps every error reads positions in `error_index_images`; other filters follow rules 3 and 4 below, rule 4
+   grouping the index's rows instead of every prediction joined to its pair.
 
 Without the index (a store read directly):
 
@@ -155,11 +155,11 @@ def _from_the_end(con, flt: ErrorFilter, limit: int, offset: int, total: int) ->
 
 
 def _keeps_every_error(con, flt: ErrorFilter) -> bool:
-    """Whether `flt` selects every error of the store (at most a dataset filter, and it holds them all)."""
-    narrowed = any(getattr(flt, name) for name in (*_ROW_FIELDS, "models", "categories", "families", "groups"))
-    if narrowed or flt.min_models != 1:
+    """Whether `flt` selects every error in error_index: no condition but a dataset, and every indexed error is of it
+    (read from the index itself, so a category the summary does not count cannot make it disagree)."""
+    if flt.with_(dataset=None) != ErrorFilter():
         return False
-    return flt.dataset is None or count_errors(con, flt) == count_errors(con, ErrorFilter())
+    return flt.dataset is None or error_index.datasets(con) in ((), (flt.dataset,))
 
 
 def _indexed(con, flt: ErrorFilter, sort: str, limit: int, offset: int) -> pd.DataFrame:

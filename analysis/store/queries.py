@@ -865,6 +865,7 @@ ERROR_INDEX_DROP = f"DROP TABLE IF EXISTS {ERROR_INDEX_IMAGES}; DROP TABLE IF EX
 ERROR_INDEX_EXISTS = ("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
                       f"AND schema_name = 'main' AND table_name = '{ERROR_INDEX}'")
 ERROR_INDEX_ROWS = f"SELECT count(*) FROM {ERROR_INDEX}"
+ERROR_INDEX_DATASETS = f"SELECT min(dataset), max(dataset) FROM {ERROR_INDEX}"
 SET_MEMORY_LIMIT = "SET memory_limit = $limit"
 RESET_MEMORY_LIMIT = "RESET memory_limit"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.store import database, error_index, pages, publish, queries, snapshot, views
+from analysis.store import database, error_index, pages, publish, queries, snapshot, summary, views
 from analysis.store.filters import ErrorFilter
 from tests.bad_inputs import BadInput, cases
 from tests.store.test_pages import _plain_errors
@@ -62,6 +62,8 @@ def test_a_snapshot_whose_index_cannot_be_built_is_served_without_it(store_copy,
     con = database.connect(shot.path, read_only=True)
     try:
         assert not error_index.present(con)
+        assert con.execute(queries.ERROR_INDEX_EXISTS.replace(queries.ERROR_INDEX,
+                                                              queries.ERROR_INDEX_IMAGES)).fetchone()[0] == 0
         flt = ErrorFilter(dataset="samples")
         total = pages.count_errors(con, flt)
         page = views.errors_page(con, flt, sort="confidence", limit=5, offset=0, total=total)
@@ -92,10 +94,62 @@ def test_every_write_of_predictions_or_categories_drops_the_index(store_copy, wr
         else:
             publish.reclassify(con)
         assert not error_index.present(con)
+        assert con.execute(queries.ERROR_INDEX_EXISTS.replace(queries.ERROR_INDEX,
+                                                              queries.ERROR_INDEX_IMAGES)).fetchone()[0] == 0
         flt = ErrorFilter(dataset="samples")  # pages read from the predictions again, and see the write
         total = pages.count_errors(con, flt)
         assert views.errors_page(con, flt, sort="models", limit=None, offset=0, total=total).equals(
             _plain_errors(con, flt, "models", None, 0))
+    finally:
+        con.close()
+
+
+def _two_datasets(store: Path, *, unknown: bool = False) -> None:
+    """Errors in a second dataset too: two models on 300 imagenet-val images, one with tied confidences, one with
+    none (NULL), beside the small store's `samples` runs; `unknown`: the samples errors get a category this taxonomy
+    does not know (a newer store's), which model_summary does not count; then the index."""
+    con = database.connect(store)
+    try:
+        if unknown:
+            with database.transaction(con):
+                con.execute("UPDATE pair_categories SET category = 'from_a_newer_taxonomy' WHERE dataset = 'samples' "
+                            "AND category NOT IN ('correct', 'not_evaluated')")
+                summary.refresh_summary(con)
+        ids = np.arange(300)
+        targets = con.execute("SELECT target FROM images WHERE dataset = 'imagenet-val' AND image_id < 300 "
+                              "ORDER BY image_id").fetchnumpy()["target"].astype(np.int64)
+        top5 = np.stack([(targets + ids % 3 + k) % 1000 for k in range(5)], axis=1)  # two thirds wrong
+        tied = np.repeat(np.round(np.linspace(0.9, 0.3, 300), 1)[:, None], 5, axis=1)
+        for model, confidence in (("val-tied", tied), ("val-none", None)):
+            publish.publish_predictions(con, publish.ModelRecord(model_id=model, source="import", family="cnn"),
+                                        "imagenet-val", publish.prediction_table(ids, top5[:, 0], top5=top5,
+                                                                                 top5_confidence=confidence))
+        error_index.build(con)
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("unknown", [False, True], ids=["known categories", "an unknown category"])
+def test_a_dataset_of_several_pages_like_the_plain_query(store_copy, monkeypatch, unknown):
+    _two_datasets(store_copy, unknown=unknown)
+    monkeypatch.setattr(pages, "BUCKET", 40)
+    monkeypatch.setattr(pages, "DIRECT_DEPTH", 30)
+    con = database.connect(store_copy, read_only=True)
+    try:
+        assert error_index.datasets(con) == ("imagenet-val", "samples")
+        for flt in (ErrorFilter(dataset="imagenet-val"), ErrorFilter(dataset="samples"), ErrorFilter()):
+            assert pages._keeps_every_error(con, flt) is (flt.dataset is None)
+            total = pages.count_errors(con, flt)
+            images = views.count_error_images(con, flt)
+            assert total > 0 or unknown  # model_summary counts only the categories it knows
+            for sort in views.ERROR_SORTS:
+                for offset in sorted({0, 7, total // 2, max(0, total - 12), total + 5}):
+                    got = views.errors_page(con, flt, sort=sort, limit=12, offset=offset, total=total)
+                    assert got.equals(_plain_errors(con, flt, sort, 12, offset)), (flt.dataset, sort, offset)
+                for offset in sorted({0, images // 2, max(0, images - 12)}):
+                    got = views.error_images(con, flt, sort=sort, limit=12, offset=offset, total=images)
+                    sql, params = queries.error_images_sql(flt, sort=sort, limit=12, offset=offset)
+                    assert got.equals(con.execute(sql, params).df()), (flt.dataset, sort, offset)
     finally:
         con.close()
 
