@@ -138,7 +138,7 @@ def build_synthetic_store(path: Path, *, models: int, images: int, seed: int = 0
         with database.transaction(con):  # the bulk insert bypassed publish_predictions: summarise every model at once
             summary.refresh_summary(con)
         t_summary = time.perf_counter() - t3
-        con.execute("CHECKPOINT")
+        con.execute(store_queries.CHECKPOINT)
         n_pred = con.execute("SELECT count(*) FROM predictions").fetchone()[0]
     finally:
         con.close()
@@ -470,11 +470,11 @@ def _index(path: Path, *, keep: bool) -> dict:
             return {}
         with database.transaction(con):  # a previous run's index: measure the blocks this one adds
             con.execute(store_queries.ERROR_INDEX_DROP)
-        con.execute("CHECKPOINT")
+        con.execute(store_queries.CHECKPOINT)
         before = _used_bytes(con)
         start = time.perf_counter()
         rows = error_index.build(con)
-        con.execute("CHECKPOINT")
+        con.execute(store_queries.CHECKPOINT)
         seconds = time.perf_counter() - start
         added = _used_bytes(con) - before
     finally:

@@ -195,6 +195,7 @@ def build(path: Path | str | None = None, *, progress: bool = True) -> dict[str,
         imagenet_x_df, imagenet_x_note = _imagenet_x_frame(progress)
         fingerprint = classifier_fingerprint()
         with database.transaction(con):
+            con.execute(queries.ERROR_INDEX_DROP)  # its class names and image targets are rewritten below
             for table, frame in (("classes", classes_df), ("superclasses", superclasses_df),
                                  ("class_superclasses", links_df), ("expert_labels", experts_df),
                                  ("paper_models", paper_models), ("paper_model_stats", paper_stats)):

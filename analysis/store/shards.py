@@ -121,17 +121,21 @@ def orphans(store: Path | str, *, age: float | None = None) -> list[Path]:
         return []
     cutoff = time.time() - age
     out = []
-    for path in folder.iterdir():
-        name = path.name
+    names = [p.name for p in folder.iterdir()]
+    for name in names:
+        path = folder / name
         if _TEMPORARY.match(name):
             pass
         elif name.endswith(IMAGES_SUFFIX) and not name.startswith("."):
-            if path.with_name(name.removesuffix(IMAGES_SUFFIX) + ".parquet").exists():
+            main = name.removesuffix(IMAGES_SUFFIX) + ".parquet"
+            if (folder / main).exists() or any(n.startswith(f".{main}.") for n in names):  # its shard: being written
                 continue
         else:
             continue
         try:
-            if path.is_file() and path.stat().st_mtime < cutoff:
+            stat = path.stat()
+            # ctime too: a file copied or renamed in with an old mtime (rsync -a) is not old
+            if path.is_file() and max(stat.st_mtime, stat.st_ctime) < cutoff:
                 out.append(path)
         except FileNotFoundError:  # removed meanwhile (renamed into place, or ingested)
             continue
@@ -252,6 +256,8 @@ def _metadata(path: Path) -> dict:
     try:
         raw = (pq.read_schema(path).metadata or {}).get(META_KEY)
     except (pa.ArrowException, OSError) as exc:
+        if not path.exists():  # deleted meanwhile (ingested by another writer, or by hand): not the shard's fault
+            raise FileNotFoundError(f"shard {path} is gone") from None
         raise ValueError(f"it is not a readable Parquet file ({' '.join(str(exc).split())[:200]})") from None
     if raw is None:
         raise ValueError("it has no analysis.shard metadata (not written by this project)")
@@ -278,6 +284,8 @@ def _read(path: Path, meta: dict) -> tuple[publish.ModelRecord, pa.Table, tuple[
     try:
         rows = pq.read_table(path).replace_schema_metadata(None)
     except (pa.ArrowException, OSError) as exc:
+        if not path.exists():
+            raise FileNotFoundError(f"shard {path} is gone") from None
         raise ValueError(f"its rows cannot be read ({' '.join(str(exc).split())[:200]})") from None
     if rows.column_names != list(_COLUMNS) or rows.num_rows == 0:
         raise ValueError(f"its columns {rows.column_names} (rows {rows.num_rows}) are not {list(_COLUMNS)} "
@@ -494,7 +502,7 @@ def ingest_pending(store: Path | str | None = None, *, progress: bool = False) -
                     con = connect_writer(store, wait=max(database.current_wait(), WRITERS_WAIT))
                 except database.StoreLockedError as exc:
                     raise database.StoreLockedError(
-                        f"{exc}; {out.handled} shards were ingested before it took the store and "
+                        f"{exc}; {len(out.published)} shards were ingested before it took the store and "
                         f"{len(pending(store))} are still pending (run `python -m analysis ingest --db {store}` "
                         "again)", exc.mode) from None
             else:

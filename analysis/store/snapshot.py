@@ -44,6 +44,8 @@ TEMP_FOLDER = "imagenet-errors-snapshots"  # under the system's temporary folder
 KEEP = 2  # copies kept: the latest and the one before it
 _POLL = 0.05  # seconds between tries of a busy lock, when there is no snapshot to serve meanwhile
 RETRY_AFTER = 1.0  # seconds a store found held by a writer is not tried again while its identity stays the same
+COPY_LOCK = ".snapshot.lock"  # one process or thread makes (copies and indexes) a snapshot at a time
+HOLD_LOCK = ".snapshot.hold.lock"  # held while the store itself is open for a copy, and by `paused` writers
 _held: dict[str, tuple[list, float]] = {}  # store -> (its identity, monotonic time) when last found held
 
 
@@ -159,10 +161,10 @@ def _served(store: Path, prefix: Path, side: dict, *, stale: bool) -> Snapshot:
 
 
 @contextlib.contextmanager
-def _locked(prefix: Path, *, wait: float | None) -> Iterator[bool]:
-    """Hold `<prefix>.snapshot.lock` inside the block: yields False when it stays busy (wait=None: not waited for;
-    else up to `wait` seconds; wait=inf: until it is free)."""
-    fd = os.open(f"{prefix}.snapshot.lock", os.O_RDWR | os.O_CREAT, 0o600)
+def _locked(prefix: Path, *, wait: float | None, lock: str = COPY_LOCK) -> Iterator[bool]:
+    """Hold `<prefix><lock>` inside the block: yields False when it stays busy (wait=None: not waited for; else up
+    to `wait` seconds; wait=inf: until it is free)."""
+    fd = os.open(f"{prefix}{lock}", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = None if wait is None else time.monotonic() + wait
         while True:
@@ -200,8 +202,19 @@ def _write_sidecar(prefix: Path, data: dict) -> None:
 def _remove_old(prefix: Path, keep: set[str]) -> None:
     for path in prefix.parent.iterdir():
         if path.name.startswith(f"{prefix.name}.snapshot-") and path.name not in keep:
+            if path.is_dir():  # DuckDB's spill folder of a copy's index build, left by a killed process
+                shutil.rmtree(path, ignore_errors=True)
+                continue
             with contextlib.suppress(OSError):
                 path.unlink()
+
+
+def _schema_is_current(path: Path) -> bool:
+    con = database.connect(path, read_only=True)
+    try:
+        return database.schema_version(con) == database.SCHEMA_VERSION
+    finally:
+        con.close()
 
 
 def _index(copy: duckdb.DuckDBPyConnection) -> float | None:
@@ -216,36 +229,55 @@ def _index(copy: duckdb.DuckDBPyConnection) -> float | None:
     return time.perf_counter() - started
 
 
-def _copy_store(store: Path, prefix: Path, previous: dict | None) -> Snapshot:
-    """Hold the store read-only (no wait), copy it (and its .wal), let it go, and publish the copy."""
-    con = database.connect(store, read_only=True, wait=0)  # a writer holding it: StoreLockedError, nothing waits
-    started = time.perf_counter()
-    ident = identity(store)  # taken while held: what is copied
-    name = f"{prefix.name}.snapshot-{hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:12]}"
-    temporary = prefix.parent / f"{name}.tmp{os.getpid()}"
-    temporary_wal = Path(f"{temporary}.wal")
-    try:
+class _Paused(database.StoreLockedError):
+    """A dashboard write (`paused`) holds the store now: the previous copy is served, and the next query retries."""
+
+
+def _copy_store(store: Path, prefix: Path, previous: dict | None, *, wait: float | None) -> Snapshot:
+    """Hold the store read-only (no wait), copy it (and its .wal) and let it go; then index the copy and publish it.
+
+    A dashboard write in progress (`paused`) counts as a writer holding the store: waited for up to `wait` seconds
+    (None: not at all), then StoreLockedError. Only the copy itself holds HOLD_LOCK, not the index build.
+    """
+    with _locked(prefix, wait=wait, lock=HOLD_LOCK) as got:
+        if not got:
+            raise _Paused(f"store {store} is being written by the dashboard; reload the page in a moment", "write")
+        con = database.connect(store, read_only=True, wait=0)  # a writer holding it: StoreLockedError, nothing waits
+        started = time.perf_counter()
+        ident = identity(store)  # taken while held: what is copied
+        name = f"{prefix.name}.snapshot-{hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:12]}"
+        temporary = prefix.parent / f"{name}.tmp{os.getpid()}"
+        temporary_wal = Path(f"{temporary}.wal")
         try:
             size = _copy(store, temporary)
             has_wal = ident[3] is not None and Path(f"{store}.wal").is_file()
             if has_wal:  # left by a writer that stopped before its checkpoint: part of the store's contents
                 size += _copy(Path(f"{store}.wal"), temporary_wal)
             made_at = time.time()
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            temporary_wal.unlink(missing_ok=True)
+            raise
         finally:
             con.close()
             held = time.perf_counter() - started
-        copy = database.connect(temporary)
-        try:
-            if has_wal:  # fold it into the copy, so that the snapshot is one file
-                copy.execute(queries.CHECKPOINT)
-            indexed = _index(copy)
-        finally:
-            copy.close()
+    try:
+        indexed = None
+        current = _schema_is_current(temporary)  # an older store's copy is not migrated for its index
+        if has_wal or current:
+            copy = database.connect(temporary)
+            try:
+                if has_wal:  # fold it into the copy, so that the snapshot is one file
+                    copy.execute(queries.CHECKPOINT)
+                indexed = _index(copy) if current else None
+            finally:
+                copy.close()
         temporary_wal.unlink(missing_ok=True)
         os.replace(temporary, prefix.parent / name)
     except BaseException:
         temporary.unlink(missing_ok=True)
         temporary_wal.unlink(missing_ok=True)
+        shutil.rmtree(f"{temporary}.tmp", ignore_errors=True)  # DuckDB's spill folder of the index build
         raise
     _write_sidecar(prefix, {"store": str(store), "identity": ident, "file": name, "made_at": made_at,
                             "bytes": size, "seconds": held, "index_seconds": indexed})
@@ -296,7 +328,11 @@ def current(store: Path | str | None = None, *, wait: float = 30.0) -> Snapshot:
         if _usable(prefix, side) and side["identity"] == identity(store):
             return _served(store, prefix, side, stale=False)
         try:
-            return _copy_store(store, prefix, side)
+            return _copy_store(store, prefix, side, wait=None if _usable(prefix, side) else wait)
+        except _Paused:  # over in a moment, and its write changes the store: no pause before the next try
+            if _usable(prefix, side):
+                return _served(store, prefix, side, stale=True)
+            raise
         except (database.StoreLockedError, database.OpenHereError):  # OpenHereError: this process writes it right now
             _held[str(store)] = (ident, time.monotonic())
             if _usable(prefix, side):
@@ -313,12 +349,13 @@ def current(store: Path | str | None = None, *, wait: float = 30.0) -> Snapshot:
 
 @contextlib.contextmanager
 def paused(store: Path | str | None = None) -> Iterator[None]:
-    """No copy of `store` starts inside the block (for a writer in this process: a copy would hold the store); the
-    first `current` after it copies the written store."""
+    """No copy of `store` holds the store inside the block (for a writer in this process): one under way finishes
+    copying first (its index build, on the copy, may go on meanwhile); the first `current` after it copies the
+    written store."""
     store = _store_arg(store)
     prefix = location(store) if store.parent.is_dir() else None
     if prefix is None:
         yield
         return
-    with _locked(prefix, wait=float("inf")):
+    with _locked(prefix, wait=float("inf"), lock=HOLD_LOCK):
         yield

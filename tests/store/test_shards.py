@@ -412,23 +412,29 @@ def test_orphans_of_killed_writers_are_removed_when_old_and_failed_shards_stay(s
         _age(path, 2 * 3600)
     in_failed = {p.name: p.read_bytes() for p in failed.iterdir()}
 
+    monkeypatch.setattr(shards, "ORPHAN_AGE", 1.5)  # a constant: 1 h in use; ages by mtime and ctime (no utime)
     images = _three_images(store_copy)
-    lone = []
-    for name in ("old", "young"):  # a writer killed between the images sibling and its main file
+
+    def lone_sibling(name: str) -> Path:  # a writer killed between the images sibling and its main file
         shard = shards.write_shard(store_copy, _record(f"lite0-{name}"), f"folder:{name}-0123abcd",
                                    _rows(store_copy).slice(0, 3), mode="merge",
                                    images=((f"folder:{name}-0123abcd", "single", "/x", name), images))
         shard.unlink()
-        lone.append(shard.with_name(shard.name.removesuffix(".parquet") + shards.IMAGES_SUFFIX))
-    old_tmp, young_tmp = folder / ".20260101T000000000000Z-x.parquet.4242.tmp", folder / ".y.parquet.4243.tmp"
+        return shard.with_name(shard.name.removesuffix(".parquet") + shards.IMAGES_SUFFIX)
+
+    old, in_flight = lone_sibling("old"), lone_sibling("inflight")
+    old_tmp = folder / ".20260101T000000000000Z-x.parquet.4242.tmp"
     foreign = folder / ".notes.txt"  # not a file of ours: never touched
-    for path in (old_tmp, young_tmp, foreign):
+    for path in (old_tmp, foreign):
         path.write_bytes(b"half a shard")
-    for path in (lone[0], old_tmp, foreign):
-        _age(path, 2 * 3600)
-    _age(young_tmp, 60)
-    good = shards.write_shard(store_copy, _record(), "samples", _rows(store_copy), mode="new")
-    _age(good, 2 * 3600)  # an old pending shard is no orphan
+    good = shards.write_shard(store_copy, _record(), "samples", _rows(store_copy), mode="new")  # pending: no orphan
+    time.sleep(2.0)
+    young = lone_sibling("young")
+    young_tmp = folder / ".y.parquet.4243.tmp"
+    main_tmp = folder / f".{in_flight.name.removesuffix(shards.IMAGES_SUFFIX)}.parquet.4244.tmp"  # still writing
+    for path in (young_tmp, main_tmp):
+        path.write_bytes(b"half a shard")
+    lone = [old, young]
 
     assert shards.orphans(store_copy) == sorted([lone[0], old_tmp])
     assert shards.failed_shards(store_copy) == [failed / "00000000T000000000000Z-junk.parquet"]
@@ -441,6 +447,7 @@ def test_orphans_of_killed_writers_are_removed_when_old_and_failed_shards_stay(s
     assert "ingested 1 shards (50 predictions)" in out and "2 orphaned files of killed writers removed" in out
     assert not good.exists() and not lone[0].exists() and not old_tmp.exists()
     assert lone[1].exists() and young_tmp.exists() and foreign.exists()  # young: maybe a writer still writing
+    assert in_flight.exists() and main_tmp.exists()  # an old sibling whose main file is being written
     assert {p.name: p.read_bytes() for p in failed.iterdir()} == in_failed
     detail = info._store()["detail"]
     assert f"1 failed shards in {failed}" in detail and "orphaned" not in detail
@@ -456,14 +463,15 @@ def test_orphans_of_killed_writers_are_removed_when_old_and_failed_shards_stay(s
     BadInput("ingest-seconds-nan", "ingest argument", "seconds=nan", "seconds=nan must be a finite number"),
     BadInput("ingest-first-not-path", "ingest argument", "first=3 (not a path)", "first=3 must be the path of a shard"),
 ))
-def test_bad_ingest_arguments_are_refused_before_anything_is_touched(store_copy, case):
+def test_bad_ingest_arguments_are_refused_before_anything_is_touched(store_copy, case, monkeypatch):
     kwargs = {"ingest-limit-zero": {"limit": 0}, "ingest-limit-negative": {"limit": -3},
               "ingest-limit-not-int": {"limit": 2.5}, "ingest-seconds-negative": {"seconds": -1},
               "ingest-seconds-nan": {"seconds": float("nan")}, "ingest-first-not-path": {"first": 3}}[case.id]
     backlog = _backlog(store_copy, 2)
     orphan = shards.shard_dir(store_copy) / ".x.parquet.1.tmp"
     orphan.write_bytes(b"a killed writer's temporary file")
-    _age(orphan, 2 * 3600)
+    monkeypatch.setattr(shards, "ORPHAN_AGE", 0.0)  # an ingest that went ahead would remove it
+    assert shards.orphans(store_copy) == [orphan]
     before = _checksums(store_copy)
     con = database.connect(store_copy)
     try:

@@ -3,11 +3,13 @@ copier at a time, our messages for a missing or damaged store (real files, real 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -132,12 +134,48 @@ def test_first_snapshot_of_a_store_held_by_a_writer_says_it_is_locked(store_copy
 def test_a_copy_in_progress_elsewhere_serves_the_old_snapshot(store_copy):
     old = snapshot.current(store_copy)
     _write_meta(store_copy, "marker")
-    with snapshot.paused(store_copy):  # holds the copy lock, like another process copying right now
+    fd = os.open(f"{snapshot.location(store_copy)}{snapshot.COPY_LOCK}", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as another process copying (and indexing) right now
         started = time.perf_counter()
         served = snapshot.current(store_copy)
         assert time.perf_counter() - started < 0.5
         assert served.stale and served.path == old.path
+    finally:
+        os.close(fd)
     assert _meta(snapshot.current(store_copy).path, "marker") == "written"
+
+
+def test_a_dashboard_write_pauses_copies_of_the_store_only(store_copy):
+    old = snapshot.current(store_copy)
+    with snapshot.paused(store_copy):  # the review form's write: no copy may hold the store meanwhile
+        _write_meta(store_copy, "marker")
+        started = time.perf_counter()
+        served = snapshot.current(store_copy)
+        assert time.perf_counter() - started < 0.5 and served.stale and served.path == old.path
+    fresh = snapshot.current(store_copy)  # the write changed the store: copied (and indexed) at once
+    assert fresh.copied and _meta(fresh.path, "marker") == "written"
+
+
+def test_a_dashboard_write_does_not_wait_for_a_copy_being_indexed(store_copy):
+    """A copy under way holds the copy lock for its index build too (15 s at the paper's scale); the dashboard's
+    own short writes wait only for a copy that holds the store itself."""
+    snapshot.current(store_copy)
+    entered = threading.Event()
+    fd = os.open(f"{snapshot.location(store_copy)}{snapshot.COPY_LOCK}", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a copier past its copy, indexing
+
+        def write() -> None:
+            with snapshot.paused(store_copy):
+                entered.set()
+
+        writer_thread = threading.Thread(target=write, daemon=True)
+        writer_thread.start()
+        assert entered.wait(5)
+    finally:
+        os.close(fd)
+    writer_thread.join(5)
 
 
 @pytest.mark.parametrize("before", ["no snapshot yet", "an old snapshot"])
