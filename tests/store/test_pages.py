@@ -50,17 +50,25 @@ def indexed(small_store, zoo, tmp_path_factory) -> dict[str, Path]:
             for name, path in (("small_store", small_store), ("zoo", zoo))}
 
 
-@pytest.fixture(params=["small_store", "zoo", "small_store+index", "zoo+index"])
-def con(request, monkeypatch):
-    name, _, index = request.param.partition("+")
-    path = request.getfixturevalue("indexed")[name] if index else request.getfixturevalue(name)
+@pytest.fixture(params=["small_store", "zoo"])
+def con(request):
+    connection = database.connect(request.getfixturevalue(request.param), read_only=True)
+    yield connection
+    connection.close()
+
+
+@pytest.fixture(params=["small_store", "zoo"])
+def cons(request, indexed, monkeypatch):
+    """(the store, its copy holding error_index): the plain query's rows are read once and both are compared."""
     # Small runs of positions, so that pages of these small stores cross their boundaries as at 6.5M errors.
     monkeypatch.setattr(pages, "BUCKET", 50)
     monkeypatch.setattr(pages, "DIRECT_DEPTH", 30)
-    connection = database.connect(path, read_only=True)
-    assert error_index.present(connection) == bool(index)
-    yield connection
-    connection.close()
+    plain = database.connect(request.getfixturevalue(request.param), read_only=True)
+    with_index = database.connect(indexed[request.param], read_only=True)
+    assert not error_index.present(plain) and error_index.present(with_index)
+    yield plain, with_index
+    plain.close()
+    with_index.close()
 
 
 def _dataset(con) -> str:
@@ -105,7 +113,8 @@ def _offsets(total: int) -> list[int]:
                    max(0, total - 7), max(0, total - 1), total, total + 30} - {-6, -5} | {0})
 
 
-def test_every_sort_and_filter_pages_like_the_plain_offset_query(con):
+def test_every_sort_and_filter_pages_like_the_plain_offset_query(cons):
+    con, with_index = cons
     seen = 0
     for name, flt in _filters(con).items():
         total = pages.count_errors(con, flt)
@@ -115,23 +124,26 @@ def test_every_sort_and_filter_pages_like_the_plain_offset_query(con):
             for offset in _offsets(total):
                 if offset < 0:
                     continue
-                got = views.errors_page(con, flt, sort=sort, limit=LIMIT, offset=offset, total=total)
                 want = _plain_errors(con, flt, sort, LIMIT, offset)
-                pd.testing.assert_frame_equal(got, want, obj=f"{name} / {sort} / offset {offset}")
-                seen += len(got)
+                for where, connection in (("", con), (" (index)", with_index)):
+                    got = views.errors_page(connection, flt, sort=sort, limit=LIMIT, offset=offset, total=total)
+                    pd.testing.assert_frame_equal(got, want, obj=f"{name} / {sort} / offset {offset}{where}")
+                seen += len(want)
     assert seen > 100
 
 
-def test_per_image_pages_like_the_plain_offset_query(con):
+def test_per_image_pages_like_the_plain_offset_query(cons):
+    con, with_index = cons
     for name, flt in _filters(con).items():
         total = views.count_error_images(con, flt)
         for sort in views.IMAGE_SORTS:
             for offset in _offsets(total):
                 if offset < 0:
                     continue
-                got = views.error_images(con, flt, sort=sort, limit=LIMIT, offset=offset, total=total)
-                pd.testing.assert_frame_equal(got, _plain_images(con, flt, sort, LIMIT, offset),
-                                              obj=f"{name} / {sort} / offset {offset}")
+                want = _plain_images(con, flt, sort, LIMIT, offset)
+                for where, connection in (("", con), (" (index)", with_index)):
+                    got = views.error_images(connection, flt, sort=sort, limit=LIMIT, offset=offset, total=total)
+                    pd.testing.assert_frame_equal(got, want, obj=f"{name} / {sort} / offset {offset}{where}")
 
 
 @pytest.mark.parametrize("index", [False, True], ids=["plain", "index"])
