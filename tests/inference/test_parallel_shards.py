@@ -11,24 +11,18 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.store import database, shards
+from analysis.store import shards
 from tests.dashboard.apptest import open_app
+from tests.stores import query
 
 ROOT = Path(__file__).resolve().parents[2]
 N, IMAGES = 3, 12
 UNSHARDED = "efficientnet-lite0"  # the small store's unsharded run (first 50 sample images)
 
 
-def _query(path: Path, sql: str, params=None) -> list:
-    con = database.connect(path, read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
-
 
 def _predictions(path: Path, model_id: str) -> list:
-    return _query(path, "SELECT image_id, prediction, top5, confidence, top5_confidence FROM predictions "
+    return query(path, "SELECT image_id, prediction, top5, confidence, top5_confidence FROM predictions "
                         "WHERE model_id = ? AND dataset = 'samples' ORDER BY image_id", [model_id])
 
 
@@ -65,13 +59,13 @@ def test_parallel_shard_writers_all_succeed_with_the_dashboard_open(store_copy, 
     np.testing.assert_allclose([r[3] for r in rows], [r[3] for r in unsharded], atol=1e-5, rtol=0)
     np.testing.assert_allclose([r[4] for r in rows], [r[4] for r in unsharded], atol=1e-5, rtol=0)
     summary = "SELECT * EXCLUDE (model_id) FROM model_summary WHERE model_id = ? ORDER BY ALL"
-    assert _query(store_copy, "SELECT count(*) FROM model_summary WHERE model_id = 'lite0-parallel'")[0][0] > 0
-    assert _query(store_copy, "SELECT shard, status FROM runs WHERE model_id = 'lite0-parallel' ORDER BY shard") == [
+    assert query(store_copy, "SELECT count(*) FROM model_summary WHERE model_id = 'lite0-parallel'")[0][0] > 0
+    assert query(store_copy, "SELECT shard, status FROM runs WHERE model_id = 'lite0-parallel' ORDER BY shard") == [
         (f"{i}/{N}", "done") for i in range(N)]
-    assert _query(store_copy, "SELECT count(*) FROM prediction_staging") == [(0,)]
-    assert _query(store_copy, "SELECT count(*) FROM ingested_shards WHERE model_id = 'lite0-parallel'") == [(N,)]
+    assert query(store_copy, "SELECT count(*) FROM prediction_staging") == [(0,)]
+    assert query(store_copy, "SELECT count(*) FROM ingested_shards WHERE model_id = 'lite0-parallel'") == [(N,)]
     at.run()  # the open dashboard's next rerun reads the written store
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert "· 3 models" in _models_caption(at)
     print(f"{pending} of {N} shards were left pending by a busy store and ingested by `ingest`; summary rows "
-          f"{len(_query(store_copy, summary, ['lite0-parallel']))}")
+          f"{len(query(store_copy, summary, ['lite0-parallel']))}")

@@ -13,6 +13,7 @@ from analysis import cli
 from analysis.knowledge import classes
 from analysis.store import database
 from tests.bad_inputs import BadInput, cases
+from tests.stores import query
 
 ray = pytest.importorskip("ray", reason="ray is not installed (requirements.txt pins ray[data]); "
                                         "the Ray engine cannot run")
@@ -20,13 +21,6 @@ ray = pytest.importorskip("ray", reason="ray is not installed (requirements.txt 
 LOCAL = "efficientnet-lite0"  # the small store's local-engine run (first 50 sample images, batch size 32)
 RAY_ARGS = ["--model", LOCAL, "--model-id", "lite0-ray", "--dataset", "samples", "--limit", "50", "--engine", "ray"]
 
-
-def _query(path: Path, sql: str, params=None) -> list:
-    con = database.connect(path, read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def _checksums(path: Path) -> dict:
@@ -38,7 +32,7 @@ def _checksums(path: Path) -> dict:
 
 
 def _predictions(path: Path, model_id: str) -> list:
-    return _query(path, "SELECT image_id, prediction, top5, confidence, top5_confidence FROM predictions "
+    return query(path, "SELECT image_id, prediction, top5, confidence, top5_confidence FROM predictions "
                         "WHERE model_id = ? AND dataset = 'samples' ORDER BY image_id", [model_id])
 
 
@@ -104,14 +98,14 @@ def test_ray_engine_gives_the_local_engines_predictions(store_copy, capsys):
     np.testing.assert_allclose(np.array([r[4] for r in remote]), np.array([r[4] for r in local]), atol=1e-5, rtol=0)
     # The same publish path: the same classified pairs and per-model summary, a finished run, nothing left staged.
     summary = "SELECT * EXCLUDE (model_id) FROM model_summary WHERE model_id = ? ORDER BY ALL"
-    assert _query(store_copy, summary, ["lite0-ray"]) == _query(store_copy, summary, [LOCAL])
+    assert query(store_copy, summary, ["lite0-ray"]) == query(store_copy, summary, [LOCAL])
     categories = ("SELECT p.image_id, c.category, c.reason FROM predictions p JOIN pair_categories c "
                   "USING (dataset, image_id, prediction) WHERE p.model_id = ? ORDER BY p.image_id")
-    assert _query(store_copy, categories, ["lite0-ray"]) == _query(store_copy, categories, [LOCAL])
-    run = _query(store_copy, "SELECT status, device, images, json_extract(options, '$.engine')::VARCHAR, "
+    assert query(store_copy, categories, ["lite0-ray"]) == query(store_copy, categories, [LOCAL])
+    run = query(store_copy, "SELECT status, device, images, json_extract(options, '$.engine')::VARCHAR, "
                              "json_extract(options, '$.workers')::INT FROM runs WHERE model_id = 'lite0-ray'")
     assert run == [("done", "cpu", 50, '"ray"', 2)]
-    assert _query(store_copy, "SELECT count(*) FROM prediction_staging") == [(0,)]
+    assert query(store_copy, "SELECT count(*) FROM prediction_staging") == [(0,)]
 
 
 @pytest.fixture(scope="module")
@@ -140,9 +134,9 @@ def test_unreadable_image_stops_the_ray_run_naming_it(local_ray, store_copy, tmp
                                             "--batch-size", "2"])
     assert "b_truncated.JPEG" in line and "cannot read the image" in line
     assert ray.is_initialized()
-    assert _query(store_copy, "SELECT count(*) FROM predictions WHERE model_id = 'lite0-ray'") == [(0,)]
-    assert _query(store_copy, "SELECT status FROM runs WHERE model_id = 'lite0-ray'") == [("failed",)]
+    assert query(store_copy, "SELECT count(*) FROM predictions WHERE model_id = 'lite0-ray'") == [(0,)]
+    assert query(store_copy, "SELECT status FROM runs WHERE model_id = 'lite0-ray'") == [("failed",)]
     # Batches [a0, a1] and [a2, b_truncated] arrive in any order: a2 (before the bad file in its batch) is always
     # staged, the bad file never.
-    staged = {r[0] for r in _query(store_copy, "SELECT file_name FROM prediction_staging")}
+    staged = {r[0] for r in query(store_copy, "SELECT file_name FROM prediction_staging")}
     assert "n01440764/a2.JPEG" in staged and staged <= {f"n01440764/a{k}.JPEG" for k in range(3)}

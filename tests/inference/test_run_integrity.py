@@ -19,20 +19,14 @@ from analysis.inference import runner
 from analysis.knowledge import classes
 from analysis.store import database
 from tests.bad_inputs import BadInput, cases
+from tests.stores import query
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _query(path, sql, params=None):
-    con = database.connect(path, read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
-
 
 def _predictions(path, model_id, dataset):
-    return _query(path, "SELECT image_id, prediction, top5, confidence FROM predictions "
+    return query(path, "SELECT image_id, prediction, top5, confidence FROM predictions "
                         "WHERE model_id = ? AND dataset = ? ORDER BY image_id", [model_id, dataset])
 
 
@@ -78,7 +72,7 @@ def test_resume_after_the_folder_changed_predicts_the_files_now_there(store_copy
     with pytest.raises(KeyboardInterrupt):  # a, b, c, d staged (image ids 0-3), nothing published
         runner.predict("efficientnet-lite0", "folder", images=root, db=store_copy, device="cpu", batch_size=2,
                        workers=0, chunk_images=1, progress=stop_after_two_batches, model_id="resumed")
-    assert _query(store_copy, "SELECT count(*) FROM prediction_staging") == [(4,)]
+    assert query(store_copy, "SELECT count(*) FROM prediction_staging") == [(4,)]
     # The folder changes: a.jpg becomes another picture, b.jpg goes (c and d move up one place), g.jpg comes.
     _put(root, 0, "a.jpg", pics[6])
     (root / classes.wnids()[0] / "b.jpg").unlink()
@@ -94,7 +88,7 @@ def test_resume_after_the_folder_changed_predicts_the_files_now_there(store_copy
     rows = _predictions(store_copy, "resumed", resumed.dataset)
     _same_predictions(rows, _predictions(store_copy, "fresh", fresh.dataset))
     assert [r[1] for r in rows] == [pics[6], pics[2], pics[3], pics[4], pics[5], pics[7]]  # each file's own picture
-    assert _query(store_copy, "SELECT count(*) FROM prediction_staging") == [(0,)]
+    assert query(store_copy, "SELECT count(*) FROM prediction_staging") == [(0,)]
 
 
 def test_a_staged_row_whose_file_changed_in_place_is_predicted_again(store_copy, tmp_path):
@@ -110,7 +104,7 @@ def test_a_staged_row_whose_file_changed_in_place_is_predicted_again(store_copy,
     with pytest.raises(KeyboardInterrupt):
         runner.predict("efficientnet-lite0", "folder", images=root, db=store_copy, device="cpu", batch_size=1,
                        workers=0, chunk_images=1, progress=stop, model_id="inplace")
-    assert _query(store_copy, "SELECT file_name FROM prediction_staging ORDER BY 1") == [
+    assert query(store_copy, "SELECT file_name FROM prediction_staging ORDER BY 1") == [
         (f"{classes.wnids()[0]}/a.jpg",), (f"{classes.wnids()[0]}/b.jpg",)]
     other = classes.sample_images()[pics[1]][0].read_bytes()
     with open(path, "r+b") as fh:  # same inode and name, new content
@@ -135,7 +129,7 @@ def test_two_folders_of_the_same_name_are_two_datasets(store_copy, tmp_path):
     assert one.predicted == two.predicted == 2  # the second folder's images are run, not taken for the first's
     assert [r[1] for r in _predictions(store_copy, "efficientnet-lite0", one.dataset)] == pics[:2]
     assert [r[1] for r in _predictions(store_copy, "efficientnet-lite0", two.dataset)] == pics[2:]
-    roots = dict(_query(store_copy, "SELECT dataset, root FROM datasets WHERE dataset LIKE 'folder:%'"))
+    roots = dict(query(store_copy, "SELECT dataset, root FROM datasets WHERE dataset LIKE 'folder:%'"))
     assert roots == {one.dataset: str(first.resolve()), two.dataset: str(second.resolve())}
     # Through a symlink it is the same folder, so the same dataset: nothing to run again.
     link = tmp_path / "link"
@@ -195,7 +189,7 @@ def test_a_run_whose_process_is_gone_is_taken_over_with_its_staged_rows(store_co
     result = runner.predict("efficientnet-lite0", "samples", db=store_copy, device="cpu", limit=8, batch_size=2,
                             workers=0, progress=lambda done, total: totals.append(total), model_id="crashed")
     assert set(totals) == {4} and result.predicted == 8  # 4 staged rows reused once each
-    assert _query(store_copy, "SELECT count(*), min(status), max(pid) FROM runs WHERE model_id = 'crashed'") == [
+    assert query(store_copy, "SELECT count(*), min(status), max(pid) FROM runs WHERE model_id = 'crashed'") == [
         (1, "done", os.getpid())]
     _same_predictions(_predictions(store_copy, "crashed", "samples"),
                       _predictions(store_copy, "efficientnet-lite0", "samples")[:8])
@@ -248,7 +242,7 @@ def test_distinct_shards_run_side_by_side(store_copy, sleeper):
     result = runner.predict("efficientnet-lite0", "samples", db=store_copy, device="cpu", limit=4, shard="1/2",
                             workers=0, progress=False, model_id="sharded")
     assert result.predicted == 2
-    assert _query(store_copy, "SELECT shard, status FROM runs WHERE model_id = 'sharded' ORDER BY shard") == [
+    assert query(store_copy, "SELECT shard, status FROM runs WHERE model_id = 'sharded' ORDER BY shard") == [
         ("0/2", "running"), ("1/2", "done")]
 
 
@@ -289,9 +283,9 @@ def test_a_second_process_is_refused_until_the_first_is_killed(store_copy, tmp_p
     finally:
         proc.kill()  # a crash: the run stays 'running' with 2 rows staged
         proc.wait()
-    assert _query(store_copy, "SELECT status FROM runs WHERE model_id = 'concurrent'") == [("running",)]
+    assert query(store_copy, "SELECT status FROM runs WHERE model_id = 'concurrent'") == [("running",)]
     totals = []
     result = runner.predict("efficientnet-lite0", "samples", db=store_copy, device="cpu", limit=8, batch_size=2,
                             workers=0, progress=lambda done, total: totals.append(total), model_id="concurrent")
     assert result.predicted == 8 and set(totals) == {6}
-    assert _query(store_copy, "SELECT count(*), min(status) FROM runs WHERE model_id = 'concurrent'") == [(1, "done")]
+    assert query(store_copy, "SELECT count(*), min(status) FROM runs WHERE model_id = 'concurrent'") == [(1, "done")]

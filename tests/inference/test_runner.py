@@ -11,6 +11,7 @@ import pytest
 from analysis.inference import runner
 from analysis.knowledge import classes
 from analysis.store import database
+from tests.stores import query
 
 DATA_TABLES_EXCLUDE = ("runs", "prediction_staging")  # run bookkeeping; everything else must stay unchanged
 
@@ -24,28 +25,21 @@ def _predictions(path, model_id, dataset="samples"):
         con.close()
 
 
-def _query(path, sql, params=None):
-    con = database.connect(path, read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
-
 
 def test_small_store_holds_two_real_runs(small_store):
-    runs = _query(small_store, "SELECT model_id, dataset, device, images, status FROM runs ORDER BY model_id")
+    runs = query(small_store, "SELECT model_id, dataset, device, images, status FROM runs ORDER BY model_id")
     assert runs == [("efficientnet-lite0", "samples", "cpu", 50, "done"), ("efficientnet-lite1", "samples", "cpu", 50, "done")]
     rows = _predictions(small_store, "efficientnet-lite0")
     assert [r[0] for r in rows] == list(range(50))
     assert all(len(r[2]) == 5 and r[2][0] == r[1] and 0 < r[3] <= 1 for r in rows)
     # Every stored prediction has its pair classified, and correct exactly when prediction == target.
-    assert _query(small_store, """
+    assert query(small_store, """
         SELECT count(*) FROM predictions p JOIN images i USING (dataset, image_id)
         LEFT JOIN pair_categories c USING (dataset, image_id, prediction)
         WHERE c.category IS NULL OR (c.category = 'correct') <> (p.prediction = i.target)""") == [(0,)]
     top1 = np.mean([r[1] == r[0] for r in rows])  # sample image_id == its class id
     assert top1 >= 0.7
-    assert _query(small_store, "SELECT count(*) FROM prediction_staging") == [(0,)]
+    assert query(small_store, "SELECT count(*) FROM prediction_staging") == [(0,)]
 
 
 def test_two_runs_give_identical_predictions(store_copy):
@@ -76,8 +70,8 @@ def test_interrupted_run_resumes_without_recomputing(store_copy):
         runner.predict("efficientnet-lite0", "samples", db=store_copy, device="cpu", limit=12, batch_size=4,
                        progress=stop_after_two_batches, model_id="resumed", chunk_images=4)
     assert seen[-1] == (8, 12)
-    assert _query(store_copy, "SELECT status FROM runs WHERE model_id = 'resumed'") == [("interrupted",)]
-    assert _query(store_copy, "SELECT count(*) FROM prediction_staging") == [(8,)]
+    assert query(store_copy, "SELECT status FROM runs WHERE model_id = 'resumed'") == [("interrupted",)]
+    assert query(store_copy, "SELECT count(*) FROM prediction_staging") == [(8,)]
     con = database.connect(store_copy, read_only=True)
     assert database.table_checksums(con, exclude=DATA_TABLES_EXCLUDE) == before  # nothing published
     con.close()
@@ -86,19 +80,19 @@ def test_interrupted_run_resumes_without_recomputing(store_copy):
     result = runner.predict("efficientnet-lite0", "samples", db=store_copy, device="cpu", limit=12, batch_size=4,
                             progress=lambda done, total: totals.append(total), model_id="resumed")
     assert set(totals) == {4} and result.predicted == 12
-    assert _query(store_copy, "SELECT count(*), min(status), max(status) FROM runs WHERE model_id = 'resumed'") == [
+    assert query(store_copy, "SELECT count(*), min(status), max(status) FROM runs WHERE model_id = 'resumed'") == [
         (1, "done", "done")]
     resumed, first = _predictions(store_copy, "resumed"), _predictions(store_copy, "efficientnet-lite0")[:12]
     assert [r[:3] for r in resumed] == [r[:3] for r in first]  # another batch size: same classes,
     assert np.allclose([r[3] for r in resumed], [r[3] for r in first], atol=1e-5)  # float-rounding-close scores
-    assert _query(store_copy, "SELECT count(*) FROM prediction_staging") == [(0,)]
+    assert query(store_copy, "SELECT count(*) FROM prediction_staging") == [(0,)]
 
 
 def test_shards_interleave(store_copy):
     runner.predict("efficientnet-lite0", "samples", db=store_copy, device="cpu", limit=10, shard="1/2",
                    progress=False, model_id="sharded")
     assert [r[0] for r in _predictions(store_copy, "sharded")] == [1, 3, 5, 7, 9]
-    assert _query(store_copy, "SELECT shard FROM runs WHERE model_id = 'sharded'") == [("1/2",)]
+    assert query(store_copy, "SELECT shard FROM runs WHERE model_id = 'sharded'") == [("1/2",)]
     with pytest.raises(ValueError, match="shard='2/2' must be i/n with 0 <= i < n"):
         runner.parse_shard("2/2")
 
@@ -116,7 +110,7 @@ def test_folder_dataset_is_registered_with_single_labels(store_copy, tmp_path):
     result = runner.predict("efficientnet-lite0", "folder", images=root, db=store_copy, device="cpu",
                             progress=False)
     assert result.dataset.startswith("folder:my-images-") and result.predicted == 3
-    images = _query(store_copy, "SELECT image_id, file_name, target, labels FROM images "
+    images = query(store_copy, "SELECT image_id, file_name, target, labels FROM images "
                                 "WHERE dataset = ? ORDER BY image_id", [result.dataset])
     assert images == [(0, f"{classes.wnids()[0]}/photo0.jpg", 0, [0]), (1, f"{classes.wnids()[1]}/photo1.jpg", 1, [1]),
                       (2, f"{classes.wnids()[207]}/photo207.jpg", 207, [207])]
@@ -130,8 +124,8 @@ def test_imagenet_val_reads_a_flat_folder(store_copy, tmp_path):
     result = runner.predict("efficientnet-lite0", "imagenet-val", images=tmp_path, db=store_copy, device="cpu",
                             progress=False)
     assert result.predicted == 1 and result.selected == 1
-    assert _query(store_copy, "SELECT image_id FROM predictions WHERE dataset = 'imagenet-val'") == [(0,)]
-    assert _query(store_copy, "SELECT count(*) FROM pair_categories WHERE dataset = 'imagenet-val'") == [(1,)]
+    assert query(store_copy, "SELECT image_id FROM predictions WHERE dataset = 'imagenet-val'") == [(0,)]
+    assert query(store_copy, "SELECT count(*) FROM pair_categories WHERE dataset = 'imagenet-val'") == [(1,)]
 
 
 @pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs a CUDA GPU")
@@ -156,10 +150,10 @@ def sample_zoo(small_store, tmp_path_factory):
 
 @pytest.mark.slow
 def test_lite_models_on_all_sample_images(sample_zoo):
-    top1 = dict(_query(sample_zoo, """
+    top1 = dict(query(sample_zoo, """
         SELECT p.model_id, avg((p.prediction = i.target)::INTEGER) FROM predictions p
         JOIN images i USING (dataset, image_id) WHERE p.dataset = 'samples' GROUP BY 1"""))
-    counts = dict(_query(sample_zoo, "SELECT model_id, count(*) FROM predictions GROUP BY 1"))
+    counts = dict(query(sample_zoo, "SELECT model_id, count(*) FROM predictions GROUP BY 1"))
     assert counts["efficientnet-lite0"] == counts["efficientnet-lite2"] == 1000
     assert top1["efficientnet-lite0"] >= 0.70
     assert top1["efficientnet-lite2"] > top1["efficientnet-lite0"]

@@ -113,37 +113,38 @@ def _offsets(total: int) -> list[int]:
                    max(0, total - 7), max(0, total - 1), total, total + 30} - {-6, -5} | {0})
 
 
-def test_every_sort_and_filter_pages_like_the_plain_offset_query(cons):
+def _pages_match(cons, page, plain, flt: ErrorFilter, total: int, sorts, name: str) -> int:
+    """Every page of `flt` in each of `sorts` at the depths of `_offsets(total)`, read by `page` (a views function)
+    from the store and from its indexed copy, equals the plain query's (`plain`); returns the rows compared."""
     con, with_index = cons
+    seen = 0
+    for sort in sorts:
+        for offset in _offsets(total):
+            if offset < 0:
+                continue
+            want = plain(con, flt, sort, LIMIT, offset)
+            for where, connection in (("", con), (" (index)", with_index)):
+                got = page(connection, flt, sort=sort, limit=LIMIT, offset=offset, total=total)
+                pd.testing.assert_frame_equal(got, want, obj=f"{name} / {sort} / offset {offset}{where}")
+            seen += len(want)
+    return seen
+
+
+def test_every_sort_and_filter_pages_like_the_plain_offset_query(cons):
+    con = cons[0]
     seen = 0
     for name, flt in _filters(con).items():
         total = pages.count_errors(con, flt)
-        everything = _plain_errors(con, flt, "image", None, 0)
-        assert total == len(everything), name
-        for sort in views.ERROR_SORTS:
-            for offset in _offsets(total):
-                if offset < 0:
-                    continue
-                want = _plain_errors(con, flt, sort, LIMIT, offset)
-                for where, connection in (("", con), (" (index)", with_index)):
-                    got = views.errors_page(connection, flt, sort=sort, limit=LIMIT, offset=offset, total=total)
-                    pd.testing.assert_frame_equal(got, want, obj=f"{name} / {sort} / offset {offset}{where}")
-                seen += len(want)
+        assert total == len(_plain_errors(con, flt, "image", None, 0)), name
+        seen += _pages_match(cons, views.errors_page, _plain_errors, flt, total, views.ERROR_SORTS, name)
     assert seen > 100
 
 
 def test_per_image_pages_like_the_plain_offset_query(cons):
-    con, with_index = cons
+    con = cons[0]
     for name, flt in _filters(con).items():
-        total = views.count_error_images(con, flt)
-        for sort in views.IMAGE_SORTS:
-            for offset in _offsets(total):
-                if offset < 0:
-                    continue
-                want = _plain_images(con, flt, sort, LIMIT, offset)
-                for where, connection in (("", con), (" (index)", with_index)):
-                    got = views.error_images(connection, flt, sort=sort, limit=LIMIT, offset=offset, total=total)
-                    pd.testing.assert_frame_equal(got, want, obj=f"{name} / {sort} / offset {offset}{where}")
+        _pages_match(cons, views.error_images, _plain_images, flt, views.count_error_images(con, flt),
+                     views.IMAGE_SORTS, name)
 
 
 @pytest.mark.parametrize("index", [False, True], ids=["plain", "index"])

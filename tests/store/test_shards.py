@@ -24,17 +24,11 @@ from analysis import cli, info, paths
 from analysis.errors import UserError
 from analysis.store import database, publish, shards
 from tests.bad_inputs import BadInput, cases
+from tests.stores import query
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = "efficientnet-lite0"  # the small store's run on the first 50 sample images
 
-
-def _query(path: Path, sql: str, params=None) -> list:
-    con = database.connect(path, read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def _checksums(path: Path, exclude=()) -> dict:
@@ -95,10 +89,10 @@ def test_a_shard_ingests_to_what_publish_predictions_writes(small_store, store_c
     assert [(r["model_id"], r["predictions"]) for r in done.published] == [("lite0-shard", 50)]
     assert not shard.exists() and shards.pending(store_copy) == []
     for table, sql in MODEL_TABLES.items():
-        got = _query(store_copy, sql)
-        assert got == _query(direct, sql), table
+        got = query(store_copy, sql)
+        assert got == query(direct, sql), table
         assert got, table
-    assert _query(store_copy, "SELECT shard_id, file_name, model_id, dataset, rows FROM ingested_shards "
+    assert query(store_copy, "SELECT shard_id, file_name, model_id, dataset, rows FROM ingested_shards "
                                      "WHERE model_id = 'lite0-shard'") == [
         (meta["shard_id"], shard.name, "lite0-shard", "samples", 50)]
 
@@ -131,8 +125,8 @@ def test_a_folder_dataset_lands_in_a_sibling_written_first(store_copy, tmp_path)
         done = _ingest(store_copy)
     assert [r["model_id"] for r in done.published] == ["lite0-shard"]
     assert not good.exists() and not sibling.exists()
-    assert _query(store_copy, "SELECT count(*) FROM images WHERE dataset = 'folder:three-0123abcd'") == [(3,)]
-    assert _query(store_copy, "SELECT count(*) FROM datasets WHERE dataset LIKE 'folder:orphan%'") == [(0,)]
+    assert query(store_copy, "SELECT count(*) FROM images WHERE dataset = 'folder:three-0123abcd'") == [(3,)]
+    assert query(store_copy, "SELECT count(*) FROM datasets WHERE dataset LIKE 'folder:orphan%'") == [(0,)]
     assert (shards.shard_dir(store_copy) / "failed" / orphan.name).is_file()
     assert before.keys() == _checksums(store_copy).keys()
 
@@ -185,7 +179,7 @@ def test_a_killed_writer_leaves_no_partial_shard_visible(store_copy):
     assert len(visible) >= 4
     done = _ingest(store_copy)
     assert len(done.published) == len(visible) and done.failed == []
-    assert _query(store_copy, "SELECT count(*) FROM predictions WHERE model_id LIKE 'killed-%'") == [
+    assert query(store_copy, "SELECT count(*) FROM predictions WHERE model_id LIKE 'killed-%'") == [
         (50_000 * len(visible),)]
     print(f"temporary files left by the kills: {temporaries}")
 
@@ -201,7 +195,7 @@ def test_ingesting_twice_or_after_a_crash_stores_nothing_twice(store_copy, tmp_p
     done = _ingest(store_copy)
     assert done.published == [] and done.failed == [] and len(done.already) == 1
     assert not shard.exists() and _checksums(store_copy) == after
-    assert _query(store_copy, "SELECT count(*) FROM predictions WHERE model_id = 'lite0-shard'") == [(50,)]
+    assert query(store_copy, "SELECT count(*) FROM predictions WHERE model_id = 'lite0-shard'") == [(50,)]
 
 
 def _bad_unknown_images(store: Path) -> Path:
@@ -256,8 +250,8 @@ def test_a_bad_shard_goes_to_failed_with_its_reason_and_the_others_ingest(store_
     failed = shards.shard_dir(store_copy) / "failed"
     assert (failed / bad.name).is_file() and case.message in (failed / f"{bad.name}.error.txt").read_text()
     assert not good.exists() and shards.pending(store_copy) == []
-    assert _query(store_copy, "SELECT count(*) FROM predictions WHERE model_id = 'lite0-shard'") == [(50,)]
-    assert _query(store_copy, "SELECT count(*) FROM predictions WHERE model_id = 'lite0-bad'") == [(0,)]
+    assert query(store_copy, "SELECT count(*) FROM predictions WHERE model_id = 'lite0-shard'") == [(50,)]
+    assert query(store_copy, "SELECT count(*) FROM predictions WHERE model_id = 'lite0-bad'") == [(0,)]
     assert _checksums(store_copy, exclude=("predictions", "model_summary", "models", "pair_categories",
                                            "ingested_shards")) == before
 
@@ -290,7 +284,7 @@ def test_a_locked_store_leaves_the_shard_pending_until_ingest(store_copy, monkey
     assert cli.main(["ingest", "--db", str(store_copy)]) == 0
     assert "ingested 1 shards (50 predictions)" in capsys.readouterr().out
     assert shards.pending(store_copy) == [] and "0 pending shards" in info._store()["detail"]
-    assert _query(store_copy, "SELECT count(*) FROM predictions WHERE model_id = 'lite0-shard'") == [(50,)]
+    assert query(store_copy, "SELECT count(*) FROM predictions WHERE model_id = 'lite0-shard'") == [(50,)]
 
 
 def test_warning_lines_prints_shard_warnings_and_passes_other_warnings_on(capsys):
@@ -350,8 +344,8 @@ def test_land_ingests_its_own_shard_and_a_bounded_few_then_ingest_takes_the_back
 
     assert len(_ingest(whole).published) == 7
     for table, sql in STORED.items():
-        assert _query(store_copy, sql) == _query(whole, sql), table
-    assert _query(store_copy, "SELECT count(*) FROM predictions WHERE model_id LIKE 'backlog-%'") == [(300,)]
+        assert query(store_copy, sql) == query(whole, sql), table
+    assert query(store_copy, "SELECT count(*) FROM predictions WHERE model_id LIKE 'backlog-%'") == [(300,)]
 
 
 WAITER = textwrap.dedent("""
@@ -518,4 +512,4 @@ def test_a_store_taken_between_holds_stops_ingest_saying_what_was_done(store_cop
     assert "; 1 shards were ingested before it took the store and 3 are still pending (run `python -m analysis " \
            f"ingest --db {store_copy}` again)" in err[0], err
     assert shards.pending(store_copy) == backlog[1:]
-    assert _query(store_copy, "SELECT count(*) FROM predictions WHERE model_id LIKE 'backlog-%'") == [(50,)]
+    assert query(store_copy, "SELECT count(*) FROM predictions WHERE model_id LIKE 'backlog-%'") == [(50,)]
