@@ -218,6 +218,16 @@ def _scan(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         raise damage(path, exc) or _unusable(path, exc) from None
 
 
+def check_exists(path: Path) -> Path:
+    """`path` when it is a store file; else StoreError (something else is there) or FileNotFoundError (nothing is),
+    each saying what to do. Nothing is created."""
+    if path.exists() and not path.is_file():
+        raise StoreError(f"store {path} is not a file; pass --db FILE (a .duckdb file)")
+    if not path.is_file():
+        raise FileNotFoundError(f"store {path} does not exist; create it with `python -m analysis build --db {path}`")
+    return path
+
+
 def connect(path: Path | str | None = None, *, read_only: bool = False,
             wait: float | None = None) -> duckdb.DuckDBPyConnection:
     """Open the store (default `paths.db_path()`); a write connection creates or migrates the schema.
@@ -230,10 +240,8 @@ def connect(path: Path | str | None = None, *, read_only: bool = False,
     """
     path = paths.db_path(path)
     wait = _wait if wait is None else check_wait(wait)
-    if path.exists() and not path.is_file():
-        raise StoreError(f"store {path} is not a file; pass --db FILE (a .duckdb file)")
-    if read_only and not path.is_file():
-        raise FileNotFoundError(f"store {path} does not exist; create it with `python -m analysis build --db {path}`")
+    if read_only or path.exists():
+        check_exists(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + wait
@@ -270,9 +278,7 @@ def verify(path: Path | str, *, wait: float | None = None) -> int:
     Returns its schema version; CorruptStoreError when a block is damaged, StoreError when it is locked or
     another project's database. Nothing is written.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"store {path} does not exist; create it with `python -m analysis build --db {path}`")
+    path = check_exists(Path(path))
     wait = _wait if wait is None else check_wait(wait)
     con = _open(path, True, time.monotonic() + wait, wait)
     try:

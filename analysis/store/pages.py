@@ -39,12 +39,12 @@ from analysis.store import error_index, queries
 from analysis.store.filters import ErrorFilter
 from analysis.taxonomy import categories
 
-# Filter fields the summary cannot answer: they select single rows, not models x groups x categories.
 SEGMENT_SORTS = ("image", "category")  # sorts whose order runs model by model (within a category)
 MAX_SEGMENTS = 4  # a page spanning more model runs than this is read by one query instead
 MAX_PROBES = 8  # model runs counted from the end for a back-half page of the image sort under a row-level filter
 BUCKET = 65_536  # positions per run counted for a deep indexed page under a filter
 DIRECT_DEPTH = 1_000  # an indexed page ending above this depth is read by one top-N query instead
+# Filter fields the summary cannot answer: they select single rows, not models x groups x categories.
 _ROW_FIELDS = ("superclasses", "class_search", "review", "factors", "target", "prediction")
 
 
@@ -104,19 +104,26 @@ def _by_segments(con, flt: ErrorFilter, sort: str, limit: int, offset: int) -> p
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def _by_pair_key(con, flt: ErrorFilter, sort: str, limit: int, offset: int) -> pd.DataFrame:
-    """The page from the rows whose leading sort key (a pair's, `queries.PAIR_SEGMENTS`) lies between the keys of
-    its first and last row, the positions of each key's rows counted over pair_categories."""
-    sql, params = queries.pair_segments_sql(flt, sort)
+def _covering(counts: list[tuple], offset: int, limit: int) -> tuple:
+    """(first key, last key, rows before the first) of the keys whose rows hold rows [offset, offset + limit), from
+    (key, rows) in sort order; first key None when offset lies past the end."""
     start, first, last, before = 0, None, None, 0
-    for key, n in con.execute(sql, params).fetchall():
-        if start + n > offset and first is None:
+    for key, n in counts:
+        if first is None and start + n > offset:
             first, before = key, start
         if first is not None:
             last = key
         start += n
         if start >= offset + limit:
             break
+    return first, last, before
+
+
+def _by_pair_key(con, flt: ErrorFilter, sort: str, limit: int, offset: int) -> pd.DataFrame:
+    """The page from the rows whose leading sort key (a pair's, `queries.PAIR_SEGMENTS`) lies between the keys of
+    its first and last row, the positions of each key's rows counted over pair_categories."""
+    sql, params = queries.pair_segments_sql(flt, sort)
+    first, last, before = _covering(con.execute(sql, params).fetchall(), offset, limit)
     if first is None:  # past the end
         sql, params = queries.sorted_errors_sql(flt, sort=sort, limit=0, offset=0)
     else:
@@ -170,16 +177,9 @@ def _indexed(con, flt: ErrorFilter, sort: str, limit: int, offset: int) -> pd.Da
         positions, inner = (offset, offset + limit), 0
     elif offset + limit > DIRECT_DEPTH:
         sql, params = queries.index_buckets_sql(flt, sort, bucket=BUCKET)
-        start, low, high, before = 0, None, None, 0
-        for bucket, n in con.execute(sql, params).fetchall():
-            if low is None and start + n > offset:
-                low, before = bucket * BUCKET, start
-            if low is not None:
-                high = (bucket + 1) * BUCKET
-            start += n
-            if start >= offset + limit:
-                break
-        positions, inner = ((low, high), offset - before) if low is not None else ((0, 0), 0)  # past the end: none
+        first, last, before = _covering(con.execute(sql, params).fetchall(), offset, limit)
+        positions, inner = ((first * BUCKET, (last + 1) * BUCKET), offset - before) if first is not None \
+            else ((0, 0), 0)  # past the end: no position
     sql, params = queries.indexed_errors_sql(flt, sort=sort, limit=limit, offset=inner, positions=positions)
     return con.execute(sql, params).df()
 

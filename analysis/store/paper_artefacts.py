@@ -408,10 +408,7 @@ def import_artefacts(path: Path | str, *, db: Path | str | None = None, con=None
     bar_on = progress and sys.stderr.isatty()
     own = con is None
     if own:
-        db_path = paths.db_path(db)
-        if not db_path.is_file():
-            raise FileNotFoundError(f"store {db_path} does not exist; create it with "
-                                    f"`python -m analysis build --db {db_path}` first")
+        db_path = database.check_exists(paths.db_path(db))
         con = database.connect(db_path)  # first: a locked store fails before the slow reading
     try:
         publish.check_superclasses(con)

@@ -478,8 +478,22 @@ def sorted_errors_sql(flt: ErrorFilter, *, sort: str, limit: int | None, offset:
     if limit is not None:
         params["limit"], params["offset"] = limit, offset
         keys += " LIMIT $limit OFFSET $offset"
-    body = _ERRORS.format(keys=keys).rsplit("ORDER BY", 1)[0]
-    return body + "ORDER BY " + ERROR_SORTS[sort][1], params
+    return _in_sort_order(keys, sort), params
+
+
+def _in_sort_order(keys: str, sort: str) -> str:
+    """`_ERRORS` over the page's `keys`, its rows in `sort` order (ERROR_SORTS' detail ORDER BY)."""
+    return _ERRORS.format(keys=keys).rsplit("ORDER BY", 1)[0] + "ORDER BY " + ERROR_SORTS[sort][1]
+
+
+# An image's figures over the errors `keys` holds of it ({models}: the column holding each error's model count), and
+# the row per image Browse shows ({source}: the table or CTE `g` of those figures).
+_IMAGE_FIGURES = ("count(*) AS errors, max({models}) AS models_making_error, max(confidence) AS confidence, "
+                  "min(list_position($category_order, category)) AS category_rank")
+_IMAGE_ROWS = """SELECT g.dataset, g.image_id, i.file_name, i.target AS target_id, tc.wnid AS target_wnid,
+               tc.name AS target_name, g.errors, g.models_making_error, g.confidence, g.category_rank
+        FROM {source} g JOIN images i ON i.dataset = g.dataset AND i.image_id = g.image_id
+        JOIN classes tc ON tc.class_id = i.target"""
 
 
 def error_images_sql(flt: ErrorFilter, *, sort: str, limit: int | None, offset: int,
@@ -500,13 +514,9 @@ def error_images_sql(flt: ErrorFilter, *, sort: str, limit: int | None, offset: 
         keys = _ERROR_KEYS.format(joins=joins, where=where)
     sql = f"""
         WITH keys AS ({keys}),
-        g AS (SELECT dataset, image_id, count(*) AS errors, max(models_making_error) AS models_making_error,
-                     max(confidence) AS confidence, min(list_position($category_order, category)) AS category_rank
+        g AS (SELECT dataset, image_id, {_IMAGE_FIGURES.format(models="models_making_error")}
               FROM keys GROUP BY dataset, image_id)
-        SELECT g.dataset, g.image_id, i.file_name, i.target AS target_id, tc.wnid AS target_wnid,
-               tc.name AS target_name, g.errors, g.models_making_error, g.confidence, g.category_rank
-        FROM g JOIN images i ON i.dataset = g.dataset AND i.image_id = g.image_id
-        JOIN classes tc ON tc.class_id = i.target
+        {_IMAGE_ROWS.format(source="g")}
         ORDER BY {reverse_order(IMAGE_SORTS[sort]) if reverse else IMAGE_SORTS[sort]}
     """
     if limit is not None:
@@ -848,9 +858,7 @@ ERROR_INDEX_BUILD = (
     # One row per image holding an error: error_images_sql's figures over every error, at their place in each
     # IMAGE_SORTS order (the per-image mode of a filter that keeps every error).
     f"""CREATE OR REPLACE TABLE {ERROR_INDEX_IMAGES} AS
-        WITH g AS (SELECT dataset, image_id, count(*) AS errors, max(models) AS models_making_error,
-                          max(confidence) AS confidence,
-                          min(list_position($category_order, category)) AS category_rank
+        WITH g AS (SELECT dataset, image_id, {_IMAGE_FIGURES.format(models="models")}
                    FROM {ERROR_INDEX} GROUP BY dataset, image_id)
         SELECT g.*,
                row_number() OVER (ORDER BY {IMAGE_SORTS["image"]}) - 1 AS pos_image,
@@ -900,8 +908,7 @@ def indexed_errors_sql(flt: ErrorFilter, *, sort: str, limit: int, offset: int,
         FROM (SELECT x.* FROM {ERROR_INDEX} x {joins} WHERE {where} ORDER BY x.{position} LIMIT $limit OFFSET $offset) x
         JOIN pair_categories c ON c.dataset = x.dataset AND c.image_id = x.image_id AND c.prediction = x.prediction
     """
-    body = _ERRORS.format(keys=keys).rsplit("ORDER BY", 1)[0]
-    return body + "ORDER BY " + ERROR_SORTS[sort][1], params
+    return _in_sort_order(keys, sort), params
 
 
 def indexed_images_sql(*, sort: str, positions: tuple[int, int]) -> tuple[str, dict]:
@@ -910,10 +917,7 @@ def indexed_images_sql(*, sort: str, positions: tuple[int, int]) -> tuple[str, d
     _check_sort(sort, IMAGE_SORTS)
     position = INDEX_POSITIONS[sort]
     return f"""
-        SELECT g.dataset, g.image_id, i.file_name, i.target AS target_id, tc.wnid AS target_wnid,
-               tc.name AS target_name, g.errors, g.models_making_error, g.confidence, g.category_rank
-        FROM {ERROR_INDEX_IMAGES} g JOIN images i ON i.dataset = g.dataset AND i.image_id = g.image_id
-        JOIN classes tc ON tc.class_id = i.target
+        {_IMAGE_ROWS.format(source=ERROR_INDEX_IMAGES)}
         WHERE g.{position} >= $low AND g.{position} < $high
         ORDER BY g.{position}
     """, {"low": positions[0], "high": positions[1]}

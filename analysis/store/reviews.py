@@ -316,8 +316,7 @@ def cli_reviews(args: argparse.Namespace) -> int:
             con.close()
         print(f"wrote {rows} reviews to {args.file}")
         return 0
-    if not path.is_file():
-        raise FileNotFoundError(f"store {path} does not exist; build it first (`python -m analysis build --db {path}`)")
+    database.check_exists(path)
     if not Path(args.file).is_file():
         raise FileNotFoundError(f"reviews CSV {args.file} does not exist")
     con = database.connect(path)

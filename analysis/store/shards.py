@@ -333,6 +333,16 @@ def store_of(con: duckdb.DuckDBPyConnection) -> Path:
     return Path(row[0])
 
 
+def _bar(store: Path):
+    """A tqdm bar over the store's pending shards (on stderr), or None when there are none."""
+    waiting = len(pending(store))
+    if not waiting:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=waiting, desc="ingesting shards", unit="shard", file=sys.stderr, disable=None)
+
+
 def ingest(con: duckdb.DuckDBPyConnection, store: Path | str | None = None, *, progress: bool = False,
            limit: int | None = None, seconds: float | None = None, first: Path | str | None = None) -> Ingested:
     """Publish the complete pending shards of the store open for writing on `con`, each in ONE transaction.
@@ -348,11 +358,7 @@ def ingest(con: duckdb.DuckDBPyConnection, store: Path | str | None = None, *, p
     if first is not None and not isinstance(first, (str, Path)):
         raise TypeError(f"first={first!r} must be the path of a shard (str or Path), or None")
     store = Path(store) if store is not None else store_of(con)
-    bar = None
-    if progress and pending(store):
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(pending(store)), desc="ingesting shards", unit="shard", file=sys.stderr, disable=None)
+    bar = _bar(store) if progress else None
     try:
         return _ingest(con, store, limit=limit, seconds=seconds, first=first, bar=bar)
     finally:
@@ -484,16 +490,9 @@ def ingest_pending(store: Path | str | None = None, *, progress: bool = False) -
     The first hold waits like any writer (`connect_writer`); a later one up to WRITERS_WAIT for anyone (a dashboard
     copying the store in between included). A store not retaken raises StoreLockedError saying what was ingested.
     """
-    store = paths.db_path(store)
-    if not store.is_file():
-        raise database.StoreError(f"store {store} does not exist; build it first with `python -m analysis build "
-                                  f"--db {store}`")
+    store = database.check_exists(paths.db_path(store))
     out = Ingested()
-    bar = None
-    if progress and pending(store):
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(pending(store)), desc="ingesting shards", unit="shard", file=sys.stderr, disable=None)
+    bar = _bar(store) if progress else None
     try:
         while True:
             if out.holds:

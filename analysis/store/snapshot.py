@@ -87,14 +87,6 @@ def _store_arg(store: Path | str | None) -> Path:
     return Path(store)
 
 
-def _check_store(store: Path) -> None:
-    """The errors `database.connect(read_only=True)` gives for a store that is missing or not a file."""
-    if store.exists() and not store.is_file():
-        raise database.StoreError(f"store {store} is not a file; pass --db FILE (a .duckdb file)")
-    if not store.is_file():
-        raise FileNotFoundError(f"store {store} does not exist; create it with `python -m analysis build --db {store}`")
-
-
 def identity(store: Path | str) -> list:
     """mtime (ns), size and inode of the store and of its `.wal` (None, None, None without one): equal identities,
     equal contents."""
@@ -306,7 +298,7 @@ def current(store: Path | str | None = None, *, wait: float = 30.0) -> Snapshot:
     store = _store_arg(store)
     if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not wait >= 0:
         raise ValueError(f"wait={wait!r} must be a number of seconds >= 0, for example 30")
-    _check_store(store)
+    database.check_exists(store)
     prefix = location(store)
     if prefix is None:
         return Snapshot(store, store, direct=True)
