@@ -25,12 +25,8 @@ def store_path() -> Path:
 def current() -> snapshot.Snapshot:
     """The snapshot queries read now: copied (and indexed) again when the store changed and no writer holds it, with
     a spinner meanwhile, else the previous one (`stale`)."""
-    path = store_path()
-    if snapshot.due(path):
-        with st.spinner("Copying and indexing the store for the dashboard (after each change to it; writers never "
-                        "wait for this)…"):
-            return snapshot.current(path)
-    return snapshot.current(path)
+    return snapshot.current(store_path(), copying=lambda: st.spinner(
+        "Copying and indexing the store for the dashboard (after each change to it; writers never wait for this)…"))
 
 
 def version() -> tuple:

@@ -20,10 +20,6 @@ FACTOR_CAPTION = ("Factors of variation from " + imagenet_x.LICENCE + ". Annotat
                   "validation images.")
 
 
-def _version() -> tuple:
-    return db.version()
-
-
 @st.cache_data(show_spinner=False, max_entries=64)
 def _reviews_of(version: tuple, model_id: str, dataset: str, image_id: int) -> pd.DataFrame:
     with db.cursor() as cur:
@@ -67,7 +63,7 @@ def review_section(row: dict) -> None:
     """The stored reviews of this error, and (unless read-only) a form to give or change the user's own verdict."""
     try:
         image_id = int(row["image_id"])
-        stored = _reviews_of(_version(), str(row["model_id"]), str(row["dataset"]), image_id)
+        stored = _reviews_of(db.version(), str(row["model_id"]), str(row["dataset"]), image_id)
     except (KeyError, TypeError, ValueError) as exc:
         st.error(f"Cannot show the reviews of this error: {exc}", icon=":material/error:")
         return
@@ -109,7 +105,7 @@ def review_section(row: dict) -> None:
 def imagenet_x_section(row: dict) -> None:
     """The ImageNet-X factors, top factor and annotator's justification of the row's image (imagenet-val only)."""
     try:
-        found = _image_factors(_version(), str(row["dataset"]), int(row["image_id"]))
+        found = _image_factors(db.version(), str(row["dataset"]), int(row["image_id"]))
     except (KeyError, TypeError, ValueError) as exc:
         st.error(f"Cannot show the ImageNet-X factors: {exc}", icon=":material/error:")
         return
@@ -128,7 +124,7 @@ def factor_section(flt: ErrorFilter | None = None, *, key: str = "fx") -> None:
     (a heat map and its table; imagenet-val only; the filter's models, families and groups apply)."""
     flt = ErrorFilter() if flt is None else flt
     st.caption(FACTOR_CAPTION)
-    version = _version()
+    version = db.version()
     if not _annotated(version):
         st.info("The ImageNet-X annotations are not in this store: install them with "
                 f"`{imagenet_x.INSTALL}`, then run `python -m analysis build`.", icon=":material/info:")

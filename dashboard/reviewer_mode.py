@@ -52,7 +52,7 @@ def _upload() -> None:
 def render() -> None:
     """Reviewer mode of the Experts page (the sidebar's dataset applies)."""
     flt = state.current_filter()
-    version = detail_extras._version()
+    version = db.version()
     names = _reviewers(version)
     if not names:
         st.info("No reviews yet. Open an error on Browse errors and give your own verdict in its detail"

@@ -32,7 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, ContextManager, Iterator
 
 import duckdb
 
@@ -277,23 +277,15 @@ def _copy_store(store: Path, prefix: Path, previous: dict | None, *, wait: float
     return Snapshot(prefix.parent / name, store, made_at, copied=True, seconds=held)
 
 
-def due(store: Path | str | None = None) -> bool:
-    """Whether `current(store)` would copy the store now: it changed since the latest copy, or there is none."""
-    store = _store_arg(store)
-    prefix = location(store) if store.is_file() else None
-    if prefix is None:
-        return False
-    side = _read_sidecar(prefix)
-    return not (_usable(prefix, side) and side["identity"] == identity(store))
-
-
-def current(store: Path | str | None = None, *, wait: float = 30.0) -> Snapshot:
+def current(store: Path | str | None = None, *, wait: float = 30.0,
+            copying: Callable[[], ContextManager] | None = None) -> Snapshot:
     """The snapshot to read for `store` (default `paths.db_path()`), copied now when the store changed since.
 
     When the store cannot be copied now (a writer holds it, or another process is copying it) the previous copy
     is returned with `stale=True` at once; with no previous copy, waits up to `wait` seconds for the other copier,
     and a store held by a writer raises `database.StoreLockedError`. A missing store raises FileNotFoundError, a
-    damaged one CorruptStoreError (the messages of `database.connect`).
+    damaged one CorruptStoreError (the messages of `database.connect`). `copying`: a context manager factory
+    entered around the wait for the copy lock and the copy (the dashboard's spinner), only when one is due.
     """
     store = _store_arg(store)
     if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not wait >= 0:
@@ -310,7 +302,8 @@ def current(store: Path | str | None = None, *, wait: float = 30.0) -> Snapshot:
     held = _held.get(str(store))
     if old and held and held[0] == ident and time.monotonic() - held[1] < RETRY_AFTER:
         return _served(store, prefix, side, stale=True)  # still held, nothing written since: not tried again yet
-    with _locked(prefix, wait=None if old else wait) as got:
+    with copying() if copying is not None else contextlib.nullcontext(), \
+            _locked(prefix, wait=None if old else wait) as got:
         if not got:
             if old:
                 return _served(store, prefix, side, stale=True)

@@ -278,3 +278,19 @@ def test_arguments_are_checked(store_copy):
         snapshot.current(123)
     with pytest.raises(ValueError, match="wait=-1 must be a number of seconds >= 0"):
         snapshot.current(store_copy, wait=-1)
+
+
+def test_the_copying_hook_runs_only_when_a_copy_is_due(store_copy):
+    """The dashboard's spinner (`copying`) is shown around a copy, never on the queries that read the same copy."""
+    entered = []
+
+    @contextmanager
+    def copying():
+        entered.append(time.perf_counter())
+        yield
+
+    first = snapshot.current(store_copy, copying=copying)
+    assert first.copied and len(entered) == 1
+    assert not snapshot.current(store_copy, copying=copying).copied and len(entered) == 1
+    _write_meta(store_copy, "marker")
+    assert snapshot.current(store_copy, copying=copying).copied and len(entered) == 2
