@@ -128,12 +128,10 @@ def _store() -> dict:
             "them by hand)" if failed else "")
     more += (f"; {orphans} orphaned files of killed writers in {shards.shard_dir(db)} (the next ingest removes them)"
              if orphans else "")
-    if waiting:
-        return _item("store", True, f"{db}: {n_models} models, classified with the superclasses {classified_with}; "
-                     f"{waiting} pending shards in {shards.shard_dir(db)} (`python -m analysis ingest --db {db}`, or "
-                     f"the next predict or import, ingests them){more}", None)
+    shards_line = (f"{waiting} pending shards in {shards.shard_dir(db)} (`python -m analysis ingest --db {db}`, or "
+                   "the next predict or import, ingests them)" if waiting else "0 pending shards")
     return _item("store", True, f"{db}: {n_models} models, classified with the superclasses {classified_with}; "
-                 f"0 pending shards{more}", None)
+                 f"{shards_line}{more}", None)
 
 
 def collect() -> dict:

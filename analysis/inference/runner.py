@@ -625,4 +625,3 @@ def _engine_args(args: argparse.Namespace) -> dict:
     given = {"engine": getattr(args, "engine", "local"), "address": getattr(args, "address", None),
              "gpus_per_worker": getattr(args, "gpus_per_worker", None)}
     return {k: v for k, v in given.items() if v is not None and (k != "engine" or v != "local")}
-
